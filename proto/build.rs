@@ -1,0 +1,15 @@
+//! Compiles the .proto files with the pure-Rust `protox` (no system protoc)
+//! and hands the descriptor set to tonic-prost-build.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/berth/v1/api.proto", "proto/berth/shim/v1/shim.proto"];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! Everything agent and shim must agree on about one container's files:
+//! the validated [`ContainerId`], every path ([`Layout`], [`ContainerPaths`]),
+//! the `exit.json` format ([`ExitStatus`]) and the one function that writes
+//! state files ([`atomic_write`]). Both processes use this module, so they
+//! can never disagree on a path or a format.
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A container ID: 64 lowercase hex digits, checked before it touches a path.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerId(String);
+
+/// The string given is not a container ID.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid container id {0:?}: want 64 lowercase hex digits")]
+pub struct InvalidId(pub String);
+
+impl ContainerId {
+    /// Validates `s` as a full container ID.
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidId(s.to_owned()))
+        }
+    }
+
+    /// The whole ID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 12-digit form people see.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContainerId({})", self.short())
+    }
+}
+
+/// berth's two directory trees: `root` (persistent) and `state` (tmpfs).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+    state: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>, state: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            state: state.into(),
+        }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn state(&self) -> &Path {
+        &self.state
+    }
+    /// The metadata database.
+    pub fn meta_db(&self) -> PathBuf {
+        self.root.join("meta.redb")
+    }
+    /// `content/blobs/sha256`: verified blobs only.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("content/blobs/sha256")
+    }
+    /// One verified blob, by the hex part of its sha256 digest.
+    pub fn blob(&self, hex: &str) -> PathBuf {
+        self.blobs_dir().join(hex)
+    }
+    /// `content/ingest`: partial writes, never read as content.
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.root.join("content/ingest")
+    }
+    /// `snapshots`: unpacked layers.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    /// The filesystem of snapshot number `n`.
+    pub fn snapshot_fs(&self, n: u64) -> PathBuf {
+        self.snapshots_dir().join(n.to_string()).join("fs")
+    }
+    /// `containers`: one directory per container.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    /// The paths of one container.
+    pub fn container(&self, id: &ContainerId) -> ContainerPaths {
+        ContainerPaths {
+            dir: self.containers_dir().join(id.as_str()),
+            state_dir: self.state.join(id.as_str()),
+        }
+    }
+}
+
+/// The files of one container, in `root` and in `state`.
+#[derive(Clone, Debug)]
+pub struct ContainerPaths {
+    dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl ContainerPaths {
+    /// Builds the paths from the two directories themselves (the shim is
+    /// given them on its command line).
+    pub fn from_dirs(dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            state_dir: state_dir.into(),
+        }
+    }
+    /// `containers/<id>`: the OCI bundle.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// `<state>/<id>`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+    /// The OCI runtime spec, written by berthd.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    /// The writable layer.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    /// overlayfs' work directory.
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    /// Where the shim mounts the rootfs, inside the container's mount
+    /// namespace only.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    /// stdout and stderr, one record a line (see [`crate::logfmt`]).
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("container.log")
+    }
+    /// The exit status, written once by the shim.
+    pub fn exit_file(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+    pub fn shim_socket(&self) -> PathBuf {
+        self.state_dir.join("shim.sock")
+    }
+    pub fn shim_pid(&self) -> PathBuf {
+        self.state_dir.join("shim.pid")
+    }
+    /// The shim's own diagnostics.
+    pub fn shim_log(&self) -> PathBuf {
+        self.state_dir.join("shim.log")
+    }
+}
+
+/// How a container's init ended, as the shim persists it in `exit.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// The exit code, or 128 + the signal number when killed by one.
+    pub code: i32,
+    /// The signal that killed it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Unix nanoseconds.
+    pub finished_at: i64,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+impl ExitStatus {
+    /// Reads `exit.json`; `Ok(None)` when it does not exist.
+    pub fn read(path: &Path) -> io::Result<Option<Self>> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Persists it with [`atomic_write`].
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        atomic_write(path, &bytes)
+    }
+}
+
+/// Writes `path` so that a reader sees either the old file or the whole new
+/// one, and the new one survives a power cut: write a new temp file beside
+/// it, fsync it, rename it over `path`, fsync the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Unix nanoseconds now.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_id_validation() {
+        let good = "a".repeat(64);
+        assert!(ContainerId::parse(&good).is_ok());
+        for bad in [
+            "",
+            "abc",
+            &"A".repeat(64),
+            &"g".repeat(64),
+            &"a".repeat(65),
+            "../../etc",
+        ] {
+            let err = ContainerId::parse(bad).unwrap_err();
+            assert!(err.to_string().contains("invalid container id"), "{bad}");
+        }
+        assert_eq!(ContainerId::parse(&good).unwrap().short(), &good[..12]);
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile_dir();
+        let p = dir.join("exit.json");
+        let st = ExitStatus {
+            code: 3,
+            signal: None,
+            finished_at: 42,
+            oom_killed: false,
+        };
+        st.write(&p).unwrap();
+        assert_eq!(ExitStatus::read(&p).unwrap(), Some(st));
+        atomic_write(&p, b"{\"code\":9,\"finished_at\":1}").unwrap();
+        assert_eq!(ExitStatus::read(&p).unwrap().unwrap().code, 9);
+        // no temp file left behind
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(ExitStatus::read(&dir.join("none")).unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-layout-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
