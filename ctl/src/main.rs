@@ -1,1 +1,72 @@
-fn main() {}
+//! berthctl: the operator CLI, a thin gRPC client of berthd. Docker's verbs,
+//! flags, tables and exit codes: 125 when berthd fails the request, 126
+//! when the container's command cannot be invoked, 127 when it is not
+//! found, else the container's own code.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod client;
+mod commands;
+mod table;
+
+/// berth's command-line client.
+#[derive(Parser, Debug)]
+#[command(
+    name = "berthctl",
+    version,
+    about = "Run containers from images, with berthd"
+)]
+pub struct Cli {
+    /// berthd's socket.
+    #[arg(
+        long,
+        short = 'H',
+        global = true,
+        env = "BERTH_SOCKET",
+        default_value = "/run/berth/berthd.sock"
+    )]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+/// An error that ends berthctl with a given exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthctl: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    match rt.block_on(commands::run(cli.socket, cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            let msg = match e.downcast_ref::<tonic::Status>() {
+                Some(s) => format!("Error response from daemon: {}", s.message()),
+                None => format!("{e:#}"),
+            };
+            eprintln!("{msg}");
+            ExitCode::from(125)
+        }
+    }
+}
