@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# berth's main job, end to end (the README's first Quick start command):
+# build, start berthd on a scratch root, make an image from Debian's
+# busybox-static, load it, run containers from it, show them, stop berthd.
+# Containers would outlive berthd; the demo removes its own before it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release --bins -q
+bin=target/release
+
+work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
+export BERTH_SOCKET=$work/berthd.sock
+"$bin/berthd" --root "$work/root" --state "$work/state" --socket "$BERTH_SOCKET" \
+  --shim "$bin/berth-shim" --log warn 2>"$work/berthd.log" &
+agent=$!
+cleanup() {
+  "$bin/berthctl" rm -f demo >/dev/null 2>&1 || true
+  kill "$agent" 2>/dev/null || true
+  wait "$agent" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do "$bin/berthctl" version >/dev/null 2>&1 && break; sleep 0.05; done
+
+step() { printf '\n\033[1m$ berthctl %s\033[0m\n' "$*"; "$bin/berthctl" "$@"; }
+
+"$bin/mkimage" --format oci --name demo/busybox:latest "$work/busybox.tar" >/dev/null
+step load -i "$work/busybox.tar"
+step images
+step run --name demo demo/busybox sh -c 'echo "hello from $(hostname), pid $$"; echo important > /foo'
+step run --rm demo/busybox cat /foo || true
+step ps -a
+step run -d --name sleeper demo/busybox sleep 30
+step ps
+step stop -t 1 sleeper
+step rm sleeper

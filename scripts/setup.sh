@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what berth's build, demo and tests need on a fresh Debian 12
+# machine: busybox-static (the test and demo images are made from it).
+# Idempotent; needs root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+command -v mountpoint >/dev/null || need+=(util-linux)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+# overlayfs is a module on some kernels.
+grep -qw overlay /proc/filesystems || modprobe overlay || true

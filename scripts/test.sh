@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# berth's test command (the README's second Quick start command, and what
+# CI runs): format, lints, unit tests, then the integration tests that run
+# the real binaries as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== build"
+cargo build --workspace --bins
+echo "== tests"
+cargo test --workspace -- --test-threads 2

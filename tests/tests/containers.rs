@@ -1,0 +1,267 @@
+//! Containers end to end: real berthd, real shims, real namespaces and
+//! overlayfs, images made by the fixtures from Debian's busybox-static.
+use std::time::Duration;
+
+use berth_tests::harness::{can_run_containers, Agent};
+
+const IMG: &str = "berth-test/busybox:latest";
+
+macro_rules! need_root {
+    () => {
+        if !can_run_containers() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+#[test]
+fn seed_scenario_writes_stay_in_their_container() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let images_before = a.ok(&["images"]);
+
+    // A container writes a file and exits.
+    let r = a.ctl(&["run", "--name", "writer", IMG, "sh", "-c", "echo 'This is a really important file!!!!' > /foo; cat /foo"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "This is a really important file!!!!\n");
+
+    // A second container from the same image does not see it.
+    let r = a.ctl(&["run", "--name", "reader", IMG, "cat", "/foo"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("No such file") || r.stderr.contains("No such file"), "{r:?}");
+
+    // ps -a lists both as exited with their codes.
+    let ps = a.ok(&["ps", "-a"]);
+    let line = |name: &str| ps.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("{name} in {ps}")).to_owned();
+    assert!(line("writer").contains("Exited (0)"), "{ps}");
+    assert!(line("reader").contains("Exited (1)"), "{ps}");
+    assert!(ps.starts_with("CONTAINER ID"), "{ps}");
+    // Running-only listing is empty but for the header.
+    assert_eq!(a.ok(&["ps"]).lines().count(), 1);
+
+    // The image is unchanged: same listing, and a new container is clean.
+    assert_eq!(a.ok(&["images"]), images_before);
+    let r = a.ctl(&["run", "--rm", IMG, "ls", "/"]);
+    assert!(!r.stdout.contains("foo"), "{r:?}");
+
+    // The writer's change lives in its own writable layer.
+    let id = a.id_of("writer");
+    let upper = a.root.join("containers").join(&id).join("upper/foo");
+    assert_eq!(std::fs::read_to_string(upper).unwrap(), "This is a really important file!!!!\n");
+}
+
+#[test]
+fn layers_whiteouts_and_opaque_dirs_are_honoured() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", "cat /etc/motd /etc/layer3; ls /data; ls /gone 2>&1 || true"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().take(3).collect::<Vec<_>>(), ["layer two", "3", "new"], "{r:?}");
+    assert!(r.stdout.contains("No such file"), "{r:?}");
+}
+
+#[test]
+fn containers_are_isolated_from_each_other() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let name = format!("iso{i}");
+        let id = a.ok(&["run", "-d", "--name", &name, IMG, "sh", "-c", &format!("echo {i} > /mine; sleep 60")]);
+        ids.push(id.trim().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let name = format!("iso{i}");
+        // Each has its own hostname (the short ID), is PID 1 in its pid
+        // namespace, and sees only its own files.
+        let inspect: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", &name])).unwrap();
+        assert_eq!(inspect[0]["State"]["Status"], "running");
+        assert_eq!(inspect[0]["Config"]["Hostname"], &id[..12]);
+        let pid = inspect[0]["State"]["Pid"].as_u64().unwrap();
+        let root = format!("/proc/{pid}/root");
+        assert_eq!(std::fs::read_to_string(format!("{root}/mine")).unwrap(), format!("{i}\n"));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+        assert!(nspid.trim_end().ends_with("\t1"), "{nspid}");
+        let uts = std::fs::read_link(format!("/proc/{pid}/ns/uts")).unwrap();
+        assert_ne!(uts, std::fs::read_link("/proc/self/ns/uts").unwrap());
+        let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+        assert_ne!(net, std::fs::read_link("/proc/self/ns/net").unwrap());
+        // In its cgroup.
+        assert!(!Agent::cgroups_of(id).is_empty(), "no cgroup for {id}");
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(cg.contains(&format!("berth/{id}")), "{cg}");
+    }
+    let r = a.ctl(&["run", "--rm", "--hostname", "box", IMG, "sh", "-c", "hostname; echo $$; ls /mine 2>&1"]);
+    assert!(r.stdout.starts_with("box\n1\n"), "{r:?}");
+    assert!(r.stdout.contains("No such file"), "{r:?}");
+    assert_eq!(a.ok(&["ps", "-q"]).lines().count(), 5);
+    for i in 0..5 {
+        a.ok(&["rm", "-f", &format!("iso{i}")]);
+    }
+    for id in &ids {
+        assert!(Agent::cgroups_of(id).is_empty(), "cgroup left for {id}");
+        assert!(!a.root.join("containers").join(id).exists());
+    }
+    assert_eq!(a.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn process_settings_env_user_workdir_capabilities() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let r = a.ctl(&["run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/work", "-u", "berth", IMG, "sh", "-c", "echo $GREETING; pwd; id -u; id -g; id -G; echo $HOME"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "hi there\n/tmp/work\n1000\n1000\n1000 2000\n/home/berth\n");
+    // Docker's 14 capabilities: CapBnd = 0x00000000a80425fb.
+    let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", "grep CapBnd /proc/self/status"]);
+    assert_eq!(r.stdout.trim(), "CapBnd:\t00000000a80425fb", "{r:?}");
+    // Masked and read-only paths, read-only /sys.
+    let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", "cat /proc/kcore | head -c 1 | wc -c; touch /sys/x 2>&1; echo > /proc/sysrq-trigger 2>&1; ls /dev"]);
+    assert!(r.stdout.starts_with("0\n"), "{r:?}");
+    assert!(r.stdout.contains("Read-only file system"), "{r:?}");
+    for node in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue"] {
+        assert!(r.stdout.contains(node), "/dev/{node} missing: {r:?}");
+    }
+    let r = a.ctl(&["run", "--rm", "--entrypoint", "echo", IMG, "from", "entrypoint"]);
+    assert_eq!(r.stdout, "from entrypoint\n");
+}
+
+#[test]
+fn errors_people_recognise() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+
+    let r = a.ctl(&["run", "--rm", IMG, "nope"]);
+    assert_eq!(r.code, 127, "{r:?}");
+    assert!(r.stderr.contains("exec: \"nope\": executable file not found in $PATH"), "{r:?}");
+
+    let r = a.ctl(&["run", "--rm", IMG, "/etc/motd"]);
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(r.stderr.contains("permission denied"), "{r:?}");
+
+    let r = a.ctl(&["run", "--rm", "-u", "ghost", IMG, "true"]);
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(r.stderr.contains("unable to find user ghost"), "{r:?}");
+
+    let r = a.ctl(&["run", "--rm", "berth-test/nosuch:latest", "true"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("No such image: berth-test/nosuch:latest"), "{r:?}");
+
+    let r = a.ctl(&["run", "--rm", "Berth/UPPER", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("invalid reference format: repository name must be lowercase"), "{r:?}");
+
+    for verb in [&["stop", "ghost"][..], &["rm", "ghost"], &["logs", "ghost"], &["start", "ghost"], &["inspect", "ghost"], &["wait", "ghost"]] {
+        let r = a.ctl(verb);
+        assert_ne!(r.code, 0, "{verb:?}");
+        assert!(r.stderr.contains("ghost"), "{verb:?}: {r:?}");
+    }
+    let r = a.ctl(&["stop", "ghost"]);
+    assert!(r.stderr.contains("No such container: ghost"), "{r:?}");
+
+    a.ok(&["run", "-d", "--name", "web", IMG, "sleep", "60"]);
+    let id = a.id_of("web");
+    let r = a.ctl(&["run", "-d", "--name", "web", IMG, "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("\"/web\" is already in use by container") && r.stderr.contains(&id), "{r:?}");
+
+    let r = a.ctl(&["rm", "web"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("container is running: stop the container before removing or force remove"), "{r:?}");
+
+    let r = a.ctl(&["start", "web"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("is already running"), "{r:?}");
+
+    a.ok(&["kill", "web"]);
+    let r = a.ctl(&["kill", "web"]);
+    assert!(r.stderr.contains("container web is not running"), "{r:?}");
+    a.ok(&["rm", "web"]);
+
+    // A failed start leaves the container created, nothing running.
+    let r = a.ctl(&["create", "--name", "broken", IMG, "nope"]);
+    assert_eq!(r.code, 0);
+    let r = a.ctl(&["start", "broken"]);
+    assert_ne!(r.code, 0);
+    let ps = a.ok(&["ps", "-a", "--filter", "name=broken"]);
+    assert!(ps.contains("Created"), "{ps}");
+}
+
+#[test]
+fn lifecycle_stop_kill_wait_logs() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+
+    // create then start -a.
+    let id = a.ok(&["create", "--name", "c1", IMG, "sh", "-c", "echo out; echo err >&2; exit 7"]).trim().to_owned();
+    assert_eq!(id.len(), 64);
+    assert!(a.ok(&["ps", "-a"]).contains("Created"));
+    let r = a.ctl(&["start", "-a", "c1"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\n");
+    assert_eq!(a.ok(&["wait", "c1"]).trim(), "7");
+
+    // logs, with timestamps and tail.
+    let r = a.ctl(&["logs", "c1"]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
+    let r = a.ctl(&["logs", "--tail", "1", "c1"]);
+    assert_eq!(r.stdout.lines().count() + r.stderr.lines().count(), 1, "{r:?}");
+    let r = a.ctl(&["logs", "-t", "c1"]);
+    assert!(r.stdout.len() > 31 && r.stdout.ends_with("Z out\n"), "{r:?}");
+
+    // stop: SIGTERM kills a plain sleep: 143.
+    a.ok(&["run", "-d", "--name", "sleeper", IMG, "sleep", "100"]);
+    a.ok(&["stop", "-t", "5", "sleeper"]);
+    assert_eq!(a.ok(&["wait", "sleeper"]).trim(), "143");
+    // A process that ignores TERM is killed after the timeout: 137.
+    a.ok(&["run", "-d", "--name", "stubborn", IMG, "sh", "-c", "trap '' TERM; while true; do sleep 1; done"]);
+    std::thread::sleep(Duration::from_millis(200));
+    a.ok(&["stop", "-t", "1", "stubborn"]);
+    assert_eq!(a.ok(&["wait", "stubborn"]).trim(), "137");
+    let ps = a.ok(&["ps", "-a", "--filter", "name=stubborn"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+
+    // kill -s, and a restart of an exited container keeps its files.
+    a.ok(&["run", "-d", "--name", "k", IMG, "sh", "-c", "echo run >> /count; sleep 100"]);
+    a.ok(&["kill", "-s", "HUP", "k"]);
+    assert_eq!(a.ok(&["wait", "k"]).trim(), "129");
+    a.ok(&["start", "k"]);
+    a.ok(&["kill", "k"]);
+    a.ok(&["wait", "k"]);
+    let id = a.id_of("k");
+    assert_eq!(std::fs::read_to_string(a.root.join("containers").join(&id).join("upper/count")).unwrap(), "run\nrun\n");
+
+    // logs -f follows until the exit.
+    a.ok(&["run", "-d", "--name", "ticker", IMG, "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"]);
+    let r = a.ctl(&["logs", "-f", "ticker"]);
+    assert_eq!(r.stdout, "tick 1\ntick 2\ntick 3\n");
+
+    // --rm removes it; filters and JSON.
+    let r = a.ctl(&["run", "--rm", "--name", "gone", IMG, "true"]);
+    assert_eq!(r.code, 0);
+    assert!(!a.ok(&["ps", "-a"]).contains("gone"));
+    let json = a.ok(&["ps", "-a", "--format", "json", "--filter", "status=exited"]);
+    let names: Vec<String> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Names"].as_str().unwrap().to_owned())
+        .collect();
+    for n in ["c1", "sleeper", "stubborn", "k", "ticker"] {
+        assert!(names.contains(&n.to_owned()), "{n} in {names:?}");
+    }
+    let anc = a.ok(&["ps", "-a", "-q", "--filter", &format!("ancestor={IMG}")]);
+    assert_eq!(anc.lines().count(), 5);
+    // A generated name looks like Docker's.
+    let id = a.ok(&["create", IMG]).trim().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", &id[..8]])).unwrap();
+    let name = v[0]["Name"].as_str().unwrap();
+    assert!(name.starts_with('/') && name.contains('_'), "{name}");
+}
