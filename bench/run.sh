@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# berth's benchmarks (as root; never run by CI, never asserting a time):
+#   1. `berthctl run --rm IMAGE true`, end to end, median of $RUNS runs
+#   2. per-shim proportional set size and berthd's RSS with $N containers
+#   3. `berthctl load` of an image of ~$PAD_MB MB
+# and the same with containerd + runc (its `ctr` on a private socket) when
+# Debian's containerd and runc are installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-50}
+N=${N:-100}
+PAD_MB=${PAD_MB:-300}
+
+bash scripts/setup.sh
+cargo build --release --bins -q
+bin=$PWD/target/release
+
+work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
+export BERTH_SOCKET=$work/berthd.sock
+"$bin/berthd" --root "$work/root" --state "$work/state" --socket "$BERTH_SOCKET" --shim "$bin/berth-shim" --log warn 2>"$work/berthd.log" &
+agent=$!
+ctr_pid=
+cleanup() {
+  ids=$("$bin/berthctl" ps -aq 2>/dev/null || true)
+  [ -n "$ids" ] && "$bin/berthctl" rm -f $ids >/dev/null 2>&1 || true
+  kill "$agent" 2>/dev/null || true
+  if [ -n "$ctr_pid" ]; then
+    ctr -a "$work/ctrd.sock" -n bench task ls -q 2>/dev/null | xargs -r -n1 ctr -a "$work/ctrd.sock" -n bench task kill -s KILL 2>/dev/null || true
+    kill "$ctr_pid" 2>/dev/null || true
+  fi
+  wait 2>/dev/null || true
+  umount -R "$work"/ctrd-root 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 200); do "$bin/berthctl" version >/dev/null 2>&1 && break; sleep 0.05; done
+
+"$bin/mkimage" --format oci --name bench/busybox:latest "$work/img.tar" >/dev/null
+"$bin/berthctl" load -i "$work/img.tar" >/dev/null
+
+# median of a command's wall time in ms over $RUNS runs
+median_ms() {
+  local times=()
+  for _ in $(seq "$RUNS"); do
+    local t0 t1
+    t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N)
+    times+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m/1000}'
+}
+
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+echo "== berth"
+run_ms=$(median_ms "$bin/berthctl" run --rm bench/busybox true)
+echo "run --rm true: median ${run_ms} ms over $RUNS runs"
+
+for i in $(seq "$N"); do "$bin/berthctl" run -d bench/busybox sleep 100000 >/dev/null; done
+sleep 1
+total=0; count=0
+for f in "$work"/state/*/shim.pid; do
+  p=$(cat "$f"); total=$((total + $(pss_kib "$p"))); count=$((count + 1))
+done
+echo "shim PSS with $count running: $(awk -v t=$total -v c=$count 'BEGIN {printf "%.0f KiB (%.2f MiB) each", t/c, t/c/1024}')"
+echo "berthd RSS with $count running: $(awk -v r=$(rss_kib $agent) 'BEGIN {printf "%.1f MiB", r/1024}')"
+"$bin/berthctl" rm -f $("$bin/berthctl" ps -aq) >/dev/null
+
+"$bin/mkimage" --format oci --name bench/big:latest --pad-mb "$PAD_MB" "$work/big.tar" >/dev/null
+size=$(du -m "$work/big.tar" | cut -f1)
+t0=$(date +%s%N); "$bin/berthctl" load -i "$work/big.tar" >/dev/null; t1=$(date +%s%N)
+echo "load of a ${size} MB image: $(( (t1 - t0) / 1000000 )) ms"
+
+if command -v containerd >/dev/null && command -v ctr >/dev/null && command -v runc >/dev/null; then
+  echo "== containerd $(containerd --version | awk '{print $3}') + runc"
+  mkdir -p "$work/ctrd-root" "$work/ctrd-state"
+  cat >"$work/ctrd.toml" <<TOML
+version = 2
+root = "$work/ctrd-root"
+state = "$work/ctrd-state"
+[grpc]
+  address = "$work/ctrd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_cgroup = true
+TOML
+  containerd --config "$work/ctrd.toml" >"$work/ctrd.log" 2>&1 &
+  ctr_pid=$!
+  c="ctr -a $work/ctrd.sock -n bench"
+  for _ in $(seq 100); do $c version >/dev/null 2>&1 && break; sleep 0.1; done
+  $c image import --all-platforms "$work/img.tar" >/dev/null
+  ref=docker.io/bench/busybox:latest
+  i=0
+  ctr_run() { i=$((i + 1)); $c run --rm "$ref" "b$RANDOM$i" true; }
+  echo "run --rm true: median $(median_ms ctr_run) ms over $RUNS runs"
+  for j in $(seq "$N"); do $c run -d "$ref" "s$j" sleep 100000 >/dev/null; done
+  sleep 1
+  total=0; count=0
+  for p in $(pgrep -f containerd-shim); do total=$((total + $(pss_kib "$p"))); count=$((count + 1)); done
+  echo "shim PSS with $count running: $(awk -v t=$total -v c=$count 'BEGIN {printf "%.0f KiB (%.2f MiB) each", t/c, t/c/1024}')"
+  echo "containerd RSS: $(awk -v r=$(rss_kib $ctr_pid) 'BEGIN {printf "%.1f MiB", r/1024}')"
+  t0=$(date +%s%N); $c image import "$work/big.tar" >/dev/null; t1=$(date +%s%N)
+  echo "import of a ${size} MB image: $(( (t1 - t0) / 1000000 )) ms"
+else
+  echo "== containerd + runc not installed (apt-get install containerd runc): no side-by-side figures"
+fi
