@@ -6,10 +6,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={f}");
     }
     let fds = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .build_transport(false)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).build_transport(false).compile_fds(fds)?;
     Ok(())
 }

@@ -1,1 +1,11 @@
+//! berthd, berth's node agent: images, containers and their state, served
+//! over gRPC on a unix socket. Containers run under their own shims, so
+//! berthd can die or be upgraded without killing any.
+#![deny(unsafe_code)]
 
+pub mod api;
+pub mod config;
+pub mod containers;
+pub mod error;
+pub mod images;
+pub mod server;

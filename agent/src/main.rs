@@ -1,1 +1,46 @@
-fn main() {}
+//! berthd: parse flags, start tracing, run.
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// berth's node agent.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "berth's node agent: images and containers over gRPC")]
+struct Args {
+    /// Persistent state: metadata, content, snapshots, containers.
+    #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    root: PathBuf,
+    /// Runtime state (tmpfs): shim sockets.
+    #[arg(long, env = "BERTH_STATE", default_value = "/run/berth")]
+    state: PathBuf,
+    /// The gRPC unix socket.
+    #[arg(long, env = "BERTH_SOCKET", default_value = "/run/berth/berthd.sock")]
+    socket: PathBuf,
+    /// The berth-shim binary (default: beside berthd, else from PATH).
+    #[arg(long, env = "BERTH_SHIM")]
+    shim: Option<PathBuf>,
+    /// Log filter, as RUST_LOG.
+    #[arg(long, env = "BERTH_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let config = berth_agent::config::Config {
+        root: args.root,
+        state: args.state,
+        socket: args.socket,
+        shim: args.shim.unwrap_or_else(berth_agent::config::Config::default_shim),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(berth_agent::server::run(config))?;
+    Ok(())
+}

@@ -2,9 +2,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use berth_proto::v1::{
-    containers_client::ContainersClient, images_client::ImagesClient, system_client::SystemClient,
-};
+use berth_proto::v1::{containers_client::ContainersClient, images_client::ImagesClient, system_client::SystemClient};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -31,18 +29,12 @@ impl Client {
         let channel = Endpoint::try_from("http://berthd.sock")?
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
+                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
             }))
             .await
             .map_err(|e| ConnectError {
                 socket: socket.display().to_string(),
-                cause: std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string()),
+                cause: std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
             })?;
         Ok(Self {
             system: SystemClient::new(channel.clone()),

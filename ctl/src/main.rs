@@ -13,20 +13,10 @@ mod table;
 
 /// berth's command-line client.
 #[derive(Parser, Debug)]
-#[command(
-    name = "berthctl",
-    version,
-    about = "Run containers from images, with berthd"
-)]
+#[command(name = "berthctl", version, about = "Run containers from images, with berthd")]
 pub struct Cli {
     /// berthd's socket.
-    #[arg(
-        long,
-        short = 'H',
-        global = true,
-        env = "BERTH_SOCKET",
-        default_value = "/run/berth/berthd.sock"
-    )]
+    #[arg(long, short = 'H', global = true, env = "BERTH_SOCKET", default_value = "/run/berth/berthd.sock")]
     socket: PathBuf,
     #[command(subcommand)]
     command: commands::Command,
@@ -45,10 +35,7 @@ impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berthctl: {e}");

@@ -53,10 +53,7 @@ pub fn ago_nanos(nanos: i64) -> i64 {
 }
 
 pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 /// Decimal sizes with three significant digits, as Docker: `4.26MB`.
@@ -76,11 +73,7 @@ pub fn human_size(bytes: u64) -> String {
         2
     };
     let s = format!("{v:.digits$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    };
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s };
     format!("{s}{}", UNITS[i])
 }
 
@@ -98,11 +91,8 @@ pub fn command(args: &[String], trunc: bool) -> String {
 
 /// RFC 3339 in UTC with seconds, for JSON output and `-t`.
 pub fn rfc3339(nanos: i64, with_nanos: bool) -> String {
-    let t = chrono::DateTime::from_timestamp(
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000) as u32,
-    )
-    .unwrap_or_default();
+    let t = chrono::DateTime::from_timestamp(nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000) as u32)
+        .unwrap_or_default();
     if with_nanos {
         t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
     } else {
@@ -152,10 +142,7 @@ mod tests {
     fn commands() {
         assert_eq!(command(&["sh".into()], true), "\"sh\"");
         assert_eq!(
-            command(
-                &["sh".into(), "-c".into(), "echo hello world forever".into()],
-                true
-            ),
+            command(&["sh".into(), "-c".into(), "echo hello world forever".into()], true),
             "\"sh -c echo hello wor…\""
         );
     }

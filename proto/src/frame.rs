@@ -42,7 +42,5 @@ where
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    M::decode(body.as_slice())
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    M::decode(body.as_slice()).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

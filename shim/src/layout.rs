@@ -22,10 +22,7 @@ pub struct InvalidId(pub String);
 impl ContainerId {
     /// Validates `s` as a full container ID.
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        if s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(Self(s.to_owned()))
         } else {
             Err(InvalidId(s.to_owned()))
@@ -64,10 +61,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(root: impl Into<PathBuf>, state: impl Into<PathBuf>) -> Self {
-        Self {
-            root: root.into(),
-            state: state.into(),
-        }
+        Self { root: root.into(), state: state.into() }
     }
     pub fn root(&self) -> &Path {
         &self.root
@@ -105,10 +99,7 @@ impl Layout {
     }
     /// The paths of one container.
     pub fn container(&self, id: &ContainerId) -> ContainerPaths {
-        ContainerPaths {
-            dir: self.containers_dir().join(id.as_str()),
-            state_dir: self.state.join(id.as_str()),
-        }
+        ContainerPaths { dir: self.containers_dir().join(id.as_str()), state_dir: self.state.join(id.as_str()) }
     }
 }
 
@@ -123,10 +114,7 @@ impl ContainerPaths {
     /// Builds the paths from the two directories themselves (the shim is
     /// given them on its command line).
     pub fn from_dirs(dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            state_dir: state_dir.into(),
-        }
+        Self { dir: dir.into(), state_dir: state_dir.into() }
     }
     /// `containers/<id>`: the OCI bundle.
     pub fn dir(&self) -> &Path {
@@ -191,9 +179,9 @@ impl ExitStatus {
     /// Reads `exit.json`; `Ok(None)` when it does not exist.
     pub fn read(path: &Path) -> io::Result<Option<Self>> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -211,9 +199,7 @@ impl ExitStatus {
 /// it, fsync it, rename it over `path`, fsync the directory.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp{}", std::process::id()));
@@ -234,10 +220,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Unix nanoseconds now.
 pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -248,14 +231,7 @@ mod tests {
     fn container_id_validation() {
         let good = "a".repeat(64);
         assert!(ContainerId::parse(&good).is_ok());
-        for bad in [
-            "",
-            "abc",
-            &"A".repeat(64),
-            &"g".repeat(64),
-            &"a".repeat(65),
-            "../../etc",
-        ] {
+        for bad in ["", "abc", &"A".repeat(64), &"g".repeat(64), &"a".repeat(65), "../../etc"] {
             let err = ContainerId::parse(bad).unwrap_err();
             assert!(err.to_string().contains("invalid container id"), "{bad}");
         }
@@ -266,12 +242,7 @@ mod tests {
     fn atomic_write_replaces_whole_file() {
         let dir = tempfile_dir();
         let p = dir.join("exit.json");
-        let st = ExitStatus {
-            code: 3,
-            signal: None,
-            finished_at: 42,
-            oom_killed: false,
-        };
+        let st = ExitStatus { code: 3, signal: None, finished_at: 42, oom_killed: false };
         st.write(&p).unwrap();
         assert_eq!(ExitStatus::read(&p).unwrap(), Some(st));
         atomic_write(&p, b"{\"code\":9,\"finished_at\":1}").unwrap();

@@ -4,7 +4,33 @@
 //!
 //! [`layout`] and [`logfmt`] are also berthd's: the two processes share one
 //! definition of every path and format.
+//!
+//! The life of a shim, module by module:
+//! [`cli`] parses `start --id --bundle --state`; [`daemon`] detaches (double
+//! fork, setsid, stdio away from berthd) and reports the outcome to the
+//! foreground process through a pipe; [`spec`] turns `config.json` into a
+//! [`spec::Plan`] before any fork; [`init`] clones the container's init,
+//! which joins its cgroups and [`namespaces`], builds its [`rootfs`],
+//! switches [`user`] and execs; then a `current_thread` tokio runtime runs
+//! [`stdio`] (pipes to `container.log`), [`reaper`] (SIGCHLD) and
+//! [`service`] (`shim.sock`) until the init has exited and its status is
+//! persisted.
 #![deny(unsafe_code)]
 
 pub mod layout;
 pub mod logfmt;
+
+pub mod cli;
+pub mod daemon;
+pub mod diag;
+pub mod error;
+pub mod init;
+pub mod namespaces;
+pub mod reaper;
+pub mod rootfs;
+pub mod service;
+pub mod spec;
+pub mod stdio;
+pub mod user;
+
+pub use error::ShimError;

@@ -41,12 +41,7 @@ pub fn decode(line: &[u8]) -> Option<Record<'_>> {
         _ => return None,
     };
     let content = parts.next().unwrap_or(b"");
-    Some(Record {
-        time,
-        stream,
-        partial,
-        content,
-    })
+    Some(Record { time, stream, partial, content })
 }
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -79,12 +74,7 @@ pub fn format_time(out: &mut Vec<u8>, nanos: i64) {
     let frac = nanos.rem_euclid(1_000_000_000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let s = format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let s = format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z", sod / 3600, (sod / 60) % 60, sod % 60);
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -114,10 +104,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with(" stderr F hello world"), "{}", lines[0]);
         let r = decode(lines[0].as_bytes()).unwrap();
-        assert_eq!(
-            (r.time, r.stream, r.partial, r.content),
-            (t, "stderr", false, &b"hello world"[..])
-        );
+        assert_eq!((r.time, r.stream, r.partial, r.content), (t, "stderr", false, &b"hello world"[..]));
         let r = decode(lines[1].as_bytes()).unwrap();
         assert_eq!((r.time, r.partial, r.content), (t + 1, true, &b""[..]));
     }
@@ -130,10 +117,7 @@ mod tests {
         let mut out = Vec::new();
         format_time(&mut out, 951_782_400_000_000_001); // 2000-02-29
         assert_eq!(out, b"2000-02-29T00:00:00.000000001Z");
-        assert_eq!(
-            parse_time("2000-02-29T00:00:00.000000001Z"),
-            Some(951_782_400_000_000_001)
-        );
+        assert_eq!(parse_time("2000-02-29T00:00:00.000000001Z"), Some(951_782_400_000_000_001));
         assert_eq!(decode(b"garbage"), None);
     }
 }

@@ -50,8 +50,7 @@ pub const MTIME: u64 = 1_704_067_200;
 pub const CREATED: &str = "2024-01-01T00:00:00Z";
 
 /// The `PATH` entry of `config.Env`.
-pub const DEFAULT_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Media types the fixtures write (and [`verify_oci_layout`] reads).
 pub mod media_types {
@@ -140,10 +139,7 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// The image ID the way `berth images` shows it: 12 hex digits.
     pub fn short_id(&self) -> &str {
-        let hex = self
-            .config_digest
-            .strip_prefix("sha256:")
-            .unwrap_or(&self.config_digest);
+        let hex = self.config_digest.strip_prefix("sha256:").unwrap_or(&self.config_digest);
         &hex[..hex.len().min(12)]
     }
 }
@@ -180,11 +176,7 @@ pub fn oci_layout_dir(dir: &Path, spec: &ImageSpec) -> io::Result<ImageInfo> {
     for content in standard_layers(spec) {
         let codec = content.oci_codec();
         let (desc, diff_id) = layer_blob(&blobs, codec, |t| content.fill(t))?;
-        layers.push(BuiltLayer {
-            desc,
-            diff_id,
-            created_by: content.created_by(),
-        });
+        layers.push(BuiltLayer { desc, diff_id, created_by: content.created_by() });
     }
     write_oci_metadata(dir, spec, &reference, &layers)
 }
@@ -220,8 +212,7 @@ pub fn docker_archive(path: &Path, spec: &ImageSpec) -> io::Result<ImageInfo> {
         let id = hex_of(&written.diff_id).to_string();
         let layer_dir = root.join(&id);
         fs::create_dir_all(&layer_dir)?;
-        tmp.persist(layer_dir.join("layer.tar"))
-            .map_err(|e| e.error)?;
+        tmp.persist(layer_dir.join("layer.tar")).map_err(|e| e.error)?;
         fs::write(layer_dir.join("VERSION"), "1.0")?;
         let mut v1 = json!({
             "id": id,
@@ -248,10 +239,7 @@ pub fn docker_archive(path: &Path, spec: &ImageSpec) -> io::Result<ImageInfo> {
     let config_digest = sha256_digest(&config);
     let config_name = format!("{}.json", hex_of(&config_digest));
     fs::write(root.join(&config_name), &config)?;
-    let layer_paths: Vec<String> = layers
-        .iter()
-        .map(|l| format!("{}/layer.tar", hex_of(&l.diff_id)))
-        .collect();
+    let layer_paths: Vec<String> = layers.iter().map(|l| format!("{}/layer.tar", hex_of(&l.diff_id))).collect();
     let manifest = json!([{
         "Config": config_name,
         "RepoTags": [reference.familiar()],
@@ -281,11 +269,7 @@ pub fn docker_archive(path: &Path, spec: &ImageSpec) -> io::Result<ImageInfo> {
 /// decompress to (up to the point where decompression fails, for a
 /// truncated stream), so a loader that rejects the image does so because
 /// of the layer's content, not because of a wrong digest.
-pub fn single_layer_oci_tar(
-    path: &Path,
-    name: &str,
-    layer_tar_bytes: &[u8],
-) -> io::Result<ImageInfo> {
+pub fn single_layer_oci_tar(path: &Path, name: &str, layer_tar_bytes: &[u8]) -> io::Result<ImageInfo> {
     let spec = ImageSpec::new(name);
     let reference = Reference::parse(name)?;
     let scratch = scratch_dir(path)?;
@@ -293,11 +277,8 @@ pub fn single_layer_oci_tar(
     fs::create_dir_all(&blobs)?;
     let (media_type, diff_id) = sniff_layer(layer_tar_bytes);
     let desc = put_blob(&blobs, media_type, layer_tar_bytes)?;
-    let layers = [BuiltLayer {
-        desc,
-        diff_id,
-        created_by: "berth-test: single layer (hostile-layer test)".to_string(),
-    }];
+    let layers =
+        [BuiltLayer { desc, diff_id, created_by: "berth-test: single layer (hostile-layer test)".to_string() }];
     let info = write_oci_metadata(scratch.path(), &spec, &reference, &layers)?;
     tar_dir(scratch.path(), path)?;
     Ok(info)
@@ -311,11 +292,7 @@ pub fn single_layer_oci_tar(
 pub fn corrupt_blob_oci_tar(path: &Path, spec: &ImageSpec) -> io::Result<ImageInfo> {
     let scratch = scratch_dir(path)?;
     let info = oci_layout_dir(scratch.path(), spec)?;
-    let blob = scratch
-        .path()
-        .join("blobs")
-        .join("sha256")
-        .join(hex_of(&info.layer_digests[2]));
+    let blob = scratch.path().join("blobs").join("sha256").join(hex_of(&info.layer_digests[2]));
     let offset = {
         let mut archive = Archive::new(BufReader::new(File::open(&blob)?));
         let mut found = None;
@@ -385,12 +362,7 @@ pub fn hostile_abs_path() -> Vec<u8> {
 /// of the deflate stream, so reading it ends in an unexpected EOF.
 pub fn truncated_gzip_layer() -> Vec<u8> {
     let (mut bytes, _) = write_layer(Vec::new(), Codec::Gzip, |t| {
-        t.file_from(
-            "big.bin",
-            0o644,
-            256 * 1024,
-            Noise::new(0xBE27_0001, 256 * 1024),
-        )
+        t.file_from("big.bin", 0o644, 256 * 1024, Noise::new(0xBE27_0001, 256 * 1024))
     })
     .expect("writing to memory cannot fail");
     bytes.truncate(bytes.len() / 2);
@@ -427,47 +399,30 @@ pub fn verify_oci_layout(dir: &Path) -> io::Result<Vec<ImageInfo>> {
 /// manifest entry (`name`: its first RepoTag; `manifest_digest` empty).
 pub fn verify_docker_archive(dir: &Path) -> io::Result<Vec<ImageInfo>> {
     let manifest: Value = serde_json::from_slice(&fs::read(dir.join("manifest.json"))?)?;
-    let entries = manifest
-        .as_array()
-        .ok_or_else(|| invalid("manifest.json is not an array"))?;
+    let entries = manifest.as_array().ok_or_else(|| invalid("manifest.json is not an array"))?;
     let mut out = Vec::new();
     for entry in entries {
-        let config_name = entry["Config"]
-            .as_str()
-            .ok_or_else(|| invalid("manifest.json: no Config"))?;
+        let config_name = entry["Config"].as_str().ok_or_else(|| invalid("manifest.json: no Config"))?;
         let config_bytes = fs::read(dir.join(config_name))?;
         let config_digest = sha256_digest(&config_bytes);
         let expected_name = config_name.rsplit('/').next().unwrap_or(config_name);
         if expected_name != format!("{}.json", hex_of(&config_digest)) {
-            return Err(invalid(format!(
-                "config {config_name} has digest {config_digest}"
-            )));
+            return Err(invalid(format!("config {config_name} has digest {config_digest}")));
         }
         let config: Value = serde_json::from_slice(&config_bytes)?;
         let diff_ids = diff_ids_of(&config)?;
-        let layers = entry["Layers"]
-            .as_array()
-            .ok_or_else(|| invalid("manifest.json: no Layers"))?;
+        let layers = entry["Layers"].as_array().ok_or_else(|| invalid("manifest.json: no Layers"))?;
         if layers.len() != diff_ids.len() {
-            return Err(invalid(
-                "manifest.json: Layers and diff_ids differ in length",
-            ));
+            return Err(invalid("manifest.json: Layers and diff_ids differ in length"));
         }
         for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-            let name = layer
-                .as_str()
-                .ok_or_else(|| invalid("manifest.json: bad layer"))?;
+            let name = layer.as_str().ok_or_else(|| invalid("manifest.json: bad layer"))?;
             let (digest, _) = hash_reader(File::open(dir.join(name))?)?;
             if &digest != diff_id {
-                return Err(invalid(format!(
-                    "layer {name} has digest {digest}, diff ID is {diff_id}"
-                )));
+                return Err(invalid(format!("layer {name} has digest {digest}, diff ID is {diff_id}")));
             }
         }
-        let tag = entry["RepoTags"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let tag = entry["RepoTags"][0].as_str().unwrap_or_default().to_string();
         out.push(ImageInfo {
             name: tag,
             reference: String::new(),
@@ -480,21 +435,14 @@ pub fn verify_docker_archive(dir: &Path) -> io::Result<Vec<ImageInfo>> {
     Ok(out)
 }
 
-fn verify_index(
-    dir: &Path,
-    index: &Value,
-    out: &mut Vec<ImageInfo>,
-    depth: usize,
-) -> io::Result<()> {
+fn verify_index(dir: &Path, index: &Value, out: &mut Vec<ImageInfo>, depth: usize) -> io::Result<()> {
     if depth > 4 {
         return Err(invalid("indexes nested too deeply"));
     }
     if index["schemaVersion"] != 2 {
         return Err(invalid("index: schemaVersion is not 2"));
     }
-    let manifests = index["manifests"]
-        .as_array()
-        .ok_or_else(|| invalid("index: no manifests"))?;
+    let manifests = index["manifests"].as_array().ok_or_else(|| invalid("index: no manifests"))?;
     for desc in manifests {
         let bytes = read_blob(dir, desc)?;
         let media_type = desc["mediaType"].as_str().unwrap_or_default();
@@ -504,9 +452,7 @@ fn verify_index(
             continue;
         }
         if media_type != mt::OCI_MANIFEST && media_type != mt::DOCKER_MANIFEST {
-            return Err(invalid(format!(
-                "index: unexpected media type {media_type}"
-            )));
+            return Err(invalid(format!("index: unexpected media type {media_type}")));
         }
         let manifest: Value = serde_json::from_slice(&bytes)?;
         if manifest["schemaVersion"] != 2 || manifest["mediaType"] != media_type {
@@ -514,15 +460,11 @@ fn verify_index(
         }
         let config_type = manifest["config"]["mediaType"].as_str().unwrap_or_default();
         if config_type != mt::OCI_CONFIG && config_type != mt::DOCKER_CONFIG {
-            return Err(invalid(format!(
-                "config: unexpected media type {config_type}"
-            )));
+            return Err(invalid(format!("config: unexpected media type {config_type}")));
         }
         let config: Value = serde_json::from_slice(&read_blob(dir, &manifest["config"])?)?;
         let diff_ids = diff_ids_of(&config)?;
-        let layers = manifest["layers"]
-            .as_array()
-            .ok_or_else(|| invalid("manifest: no layers"))?;
+        let layers = manifest["layers"].as_array().ok_or_else(|| invalid("manifest: no layers"))?;
         if layers.len() != diff_ids.len() {
             return Err(invalid("manifest: layers and diff_ids differ in length"));
         }
@@ -532,34 +474,21 @@ fn verify_index(
             let media_type = layer["mediaType"].as_str().unwrap_or_default();
             let (got, _) = match media_type {
                 mt::OCI_LAYER_TAR => hash_reader(&blob[..])?,
-                mt::OCI_LAYER_GZIP | mt::DOCKER_LAYER_GZIP => {
-                    hash_reader(flate2::read::GzDecoder::new(&blob[..]))?
-                }
+                mt::OCI_LAYER_GZIP | mt::DOCKER_LAYER_GZIP => hash_reader(flate2::read::GzDecoder::new(&blob[..]))?,
                 mt::OCI_LAYER_ZSTD => hash_reader(zstd::Decoder::new(&blob[..])?)?,
                 other => return Err(invalid(format!("layer: unexpected media type {other}"))),
             };
             if &got != diff_id {
-                return Err(invalid(format!(
-                    "layer {} uncompresses to {got}, diff ID is {diff_id}",
-                    layer["digest"]
-                )));
+                return Err(invalid(format!("layer {} uncompresses to {got}, diff ID is {diff_id}", layer["digest"])));
             }
             layer_digests.push(layer["digest"].as_str().unwrap_or_default().to_string());
         }
-        let annotation = |key: &str| {
-            desc["annotations"][key]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        };
+        let annotation = |key: &str| desc["annotations"][key].as_str().unwrap_or_default().to_string();
         out.push(ImageInfo {
             name: annotation("org.opencontainers.image.ref.name"),
             reference: annotation("io.containerd.image.name"),
             manifest_digest: desc["digest"].as_str().unwrap_or_default().to_string(),
-            config_digest: manifest["config"]["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            config_digest: manifest["config"]["digest"].as_str().unwrap_or_default().to_string(),
             diff_ids,
             layer_digests,
         });
@@ -569,20 +498,14 @@ fn verify_index(
 
 /// Reads the blob a descriptor names and checks its size and digest.
 fn read_blob(dir: &Path, desc: &Value) -> io::Result<Vec<u8>> {
-    let digest = desc["digest"]
-        .as_str()
-        .ok_or_else(|| invalid("descriptor without digest"))?;
+    let digest = desc["digest"].as_str().ok_or_else(|| invalid("descriptor without digest"))?;
     let hex = digest
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| invalid(format!("bad digest {digest}")))?;
     let bytes = fs::read(dir.join("blobs").join("sha256").join(hex))?;
     if desc["size"].as_u64() != Some(bytes.len() as u64) {
-        return Err(invalid(format!(
-            "blob {digest}: size {} but descriptor says {}",
-            bytes.len(),
-            desc["size"]
-        )));
+        return Err(invalid(format!("blob {digest}: size {} but descriptor says {}", bytes.len(), desc["size"])));
     }
     let got = sha256_digest(&bytes);
     if got != digest {
@@ -599,11 +522,7 @@ fn diff_ids_of(config: &Value) -> io::Result<Vec<String>> {
         .as_array()
         .ok_or_else(|| invalid("config: no rootfs.diff_ids"))?
         .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| invalid("config: bad diff ID"))
-        })
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| invalid("config: bad diff ID")))
         .collect()
 }
 
@@ -640,12 +559,9 @@ impl Content {
     fn created_by(self) -> String {
         match self {
             Content::Rootfs => "/bin/sh -c #(nop) ADD file:busybox-rootfs.tar in / ".to_string(),
-            Content::Two => {
-                "berth-test: layer 2 (zstd): /etc/motd, /data/{keep,old1,old2}, /gone".to_string()
-            }
+            Content::Two => "berth-test: layer 2 (zstd): /etc/motd, /data/{keep,old1,old2}, /gone".to_string(),
             Content::Three => {
-                "berth-test: layer 3 (tar): whiteout /gone, opaque /data, /data/new, /etc/layer3"
-                    .to_string()
+                "berth-test: layer 3 (tar): whiteout /gone, opaque /data, /data/new, /etc/layer3".to_string()
             }
             Content::Pad(mb) => format!("berth-test: {mb} MiB of random padding in /pad"),
         }
@@ -790,10 +706,8 @@ fn config_bytes(spec: &ImageSpec, layers: &[BuiltLayer]) -> Vec<u8> {
     if !spec.labels.is_empty() {
         config["Labels"] = json!(spec.labels);
     }
-    let mut history: Vec<Value> = layers
-        .iter()
-        .map(|l| json!({ "created": CREATED, "created_by": l.created_by }))
-        .collect();
+    let mut history: Vec<Value> =
+        layers.iter().map(|l| json!({ "created": CREATED, "created_by": l.created_by })).collect();
     history.push(json!({
         "created": CREATED,
         "created_by": format!("/bin/sh -c #(nop)  CMD {}", json!(spec.cmd)),
@@ -856,11 +770,7 @@ fn write_oci_metadata(
 fn put_blob(blobs: &Path, media_type: &str, bytes: &[u8]) -> io::Result<Descriptor> {
     let digest = sha256_digest(bytes);
     fs::write(blobs.join(hex_of(&digest)), bytes)?;
-    Ok(Descriptor {
-        media_type: media_type.to_string(),
-        digest,
-        size: bytes.len() as u64,
-    })
+    Ok(Descriptor { media_type: media_type.to_string(), digest, size: bytes.len() as u64 })
 }
 
 /// Streams a layer into `blobs/<hex>` and returns its descriptor and diff ID.
@@ -873,14 +783,9 @@ where
     let (mut out, written) = write_layer(out, codec, fill)?;
     out.flush()?;
     drop(out);
-    tmp.persist(blobs.join(hex_of(&written.digest)))
-        .map_err(|e| e.error)?;
+    tmp.persist(blobs.join(hex_of(&written.digest))).map_err(|e| e.error)?;
     Ok((
-        Descriptor {
-            media_type: codec.media_type().to_string(),
-            digest: written.digest,
-            size: written.size,
-        },
+        Descriptor { media_type: codec.media_type().to_string(), digest: written.digest, size: written.size },
         written.diff_id,
     ))
 }
@@ -888,10 +793,7 @@ where
 /// Media type and diff ID of a layer given as bytes.
 fn sniff_layer(bytes: &[u8]) -> (&'static str, String) {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        (
-            mt::OCI_LAYER_GZIP,
-            hash_until_error(flate2::read::GzDecoder::new(bytes)),
-        )
+        (mt::OCI_LAYER_GZIP, hash_until_error(flate2::read::GzDecoder::new(bytes)))
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let diff_id = match zstd::Decoder::new(bytes) {
             Ok(d) => hash_until_error(d),
@@ -918,9 +820,7 @@ struct Reference {
 impl Reference {
     fn parse(name: &str) -> io::Result<Self> {
         if name.contains('@') {
-            return Err(invalid(format!(
-                "{name}: digest references are not supported by the fixtures"
-            )));
+            return Err(invalid(format!("{name}: digest references are not supported by the fixtures")));
         }
         let (repo, tag) = match name.rfind(':') {
             Some(i) if !name[i + 1..].contains('/') => (&name[..i], &name[i + 1..]),
@@ -935,21 +835,9 @@ impl Reference {
             }
             _ => ("docker.io".to_string(), repo.to_string()),
         };
-        let domain = if domain == "index.docker.io" {
-            "docker.io".to_string()
-        } else {
-            domain
-        };
-        let path = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        Ok(Reference {
-            domain,
-            path,
-            tag: tag.to_string(),
-        })
+        let domain = if domain == "index.docker.io" { "docker.io".to_string() } else { domain };
+        let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+        Ok(Reference { domain, path, tag: tag.to_string() })
     }
 
     /// `docker.io/library/busybox:latest`.
@@ -960,10 +848,7 @@ impl Reference {
     /// `busybox`, `berth-test/busybox`, `quay.io/x/y`.
     fn familiar_repo(&self) -> String {
         if self.domain == "docker.io" {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_string()
+            self.path.strip_prefix("library/").unwrap_or(&self.path).to_string()
         } else {
             format!("{}/{}", self.domain, self.path)
         }
@@ -998,9 +883,7 @@ struct TarWriter<W: Write> {
 
 impl<W: Write> TarWriter<W> {
     fn new(w: W) -> Self {
-        TarWriter {
-            builder: Builder::new(w),
-        }
+        TarWriter { builder: Builder::new(w) }
     }
 
     fn entry<R: Read>(&mut self, e: RawEntry<'_>, data: R) -> io::Result<()> {
@@ -1025,15 +908,7 @@ impl<W: Write> TarWriter<W> {
     fn dir(&mut self, path: &str, mode: u32) -> io::Result<()> {
         let path = format!("{}/", path.trim_end_matches('/'));
         self.entry(
-            RawEntry {
-                path: path.as_bytes(),
-                kind: EntryType::Directory,
-                mode,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                link: b"",
-            },
+            RawEntry { path: path.as_bytes(), kind: EntryType::Directory, mode, uid: 0, gid: 0, size: 0, link: b"" },
             io::empty(),
         )
     }
@@ -1044,15 +919,7 @@ impl<W: Write> TarWriter<W> {
 
     fn file_from<R: Read>(&mut self, path: &str, mode: u32, size: u64, data: R) -> io::Result<()> {
         self.entry(
-            RawEntry {
-                path: path.as_bytes(),
-                kind: EntryType::Regular,
-                mode,
-                uid: 0,
-                gid: 0,
-                size,
-                link: b"",
-            },
+            RawEntry { path: path.as_bytes(), kind: EntryType::Regular, mode, uid: 0, gid: 0, size, link: b"" },
             data.take(size),
         )
     }
@@ -1067,15 +934,7 @@ impl<W: Write> TarWriter<W> {
 
     fn link(&mut self, path: &str, target: &str, kind: EntryType, mode: u32) -> io::Result<()> {
         self.entry(
-            RawEntry {
-                path: path.as_bytes(),
-                kind,
-                mode,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                link: target.as_bytes(),
-            },
+            RawEntry { path: path.as_bytes(), kind, mode, uid: 0, gid: 0, size: 0, link: target.as_bytes() },
             io::empty(),
         )
     }
@@ -1109,9 +968,7 @@ fn put_name(h: &mut Header, path: &[u8]) -> io::Result<()> {
         .rev()
         .find(|&i| path[i] == b'/' && i <= 155 && path.len() - i - 1 <= 100 && i + 1 < path.len())
         .ok_or_else(|| invalid("tar path too long for a ustar header"))?;
-    let ustar = h
-        .as_ustar_mut()
-        .ok_or_else(|| invalid("not a ustar header"))?;
+    let ustar = h.as_ustar_mut().ok_or_else(|| invalid("not a ustar header"))?;
     ustar.prefix[..split].copy_from_slice(&path[..split]);
     ustar.name[..path.len() - split - 1].copy_from_slice(&path[split + 1..]);
     Ok(())
@@ -1121,9 +978,7 @@ fn in_memory<F>(fill: F) -> Vec<u8>
 where
     F: FnOnce(&mut TarWriter<&mut dyn Write>) -> io::Result<()>,
 {
-    write_layer(Vec::new(), Codec::Plain, fill)
-        .expect("writing to memory cannot fail")
-        .0
+    write_layer(Vec::new(), Codec::Plain, fill).expect("writing to memory cannot fail").0
 }
 
 /// Writes every file and directory under `src` (sorted, relative paths,
@@ -1135,19 +990,11 @@ fn tar_dir(src: &Path, dest: &Path) -> io::Result<()> {
 }
 
 fn add_tree<W: Write>(t: &mut TarWriter<W>, root: &Path, rel: &str) -> io::Result<()> {
-    let mut names = fs::read_dir(root.join(rel))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
+    let mut names = fs::read_dir(root.join(rel))?.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>()?;
     names.sort();
     for name in names {
-        let name = name
-            .to_str()
-            .ok_or_else(|| invalid("non-UTF-8 file name"))?;
-        let rel_path = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
+        let name = name.to_str().ok_or_else(|| invalid("non-UTF-8 file name"))?;
+        let rel_path = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         let full = root.join(&rel_path);
         let md = fs::symlink_metadata(&full)?;
         if md.is_dir() {
@@ -1157,10 +1004,7 @@ fn add_tree<W: Write>(t: &mut TarWriter<W>, root: &Path, rel: &str) -> io::Resul
             let f = BufReader::new(File::open(&full)?);
             t.file_from(&rel_path, 0o644, md.len(), f)?;
         } else {
-            return Err(invalid(format!(
-                "{}: not a file or directory",
-                full.display()
-            )));
+            return Err(invalid(format!("{}: not a file or directory", full.display())));
         }
     }
     Ok(())
@@ -1173,9 +1017,7 @@ fn scratch_dir(path: &Path) -> io::Result<tempfile::TempDir> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    tempfile::Builder::new()
-        .prefix(".berth-fixture-")
-        .tempdir_in(parent)
+    tempfile::Builder::new().prefix(".berth-fixture-").tempdir_in(parent)
 }
 
 // ---------------------------------------------------------------------------
@@ -1212,14 +1054,8 @@ impl<W: Write> Encoder<W> {
     fn new(w: W, codec: Codec) -> io::Result<Self> {
         Ok(match codec {
             Codec::Plain => Encoder::Plain(w),
-            Codec::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::default(),
-            )),
-            Codec::GzipFast => Encoder::Gzip(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::fast(),
-            )),
+            Codec::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::default())),
+            Codec::GzipFast => Encoder::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::fast())),
             Codec::Zstd => Encoder::Zstd(zstd::Encoder::new(w, 3)?),
         })
     }
@@ -1260,11 +1096,7 @@ struct HashWriter<W: Write> {
 
 impl<W: Write> HashWriter<W> {
     fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        HashWriter { inner, hasher: Sha256::new(), len: 0 }
     }
 
     fn finish(self) -> (W, String, u64) {
@@ -1310,14 +1142,7 @@ where
     }
     let (encoder, diff_id, _) = tar_side.finish();
     let (out, digest, size) = encoder.finish()?.finish();
-    Ok((
-        out,
-        Written {
-            digest,
-            size,
-            diff_id,
-        },
-    ))
+    Ok((out, Written { digest, size, diff_id }))
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {
@@ -1412,33 +1237,17 @@ mod tests {
         for entry in archive.entries().unwrap().raw(true) {
             let mut entry = entry.unwrap();
             let path = entry.path_bytes().into_owned();
-            let link = entry
-                .link_name_bytes()
-                .map(|l| l.into_owned())
-                .unwrap_or_default();
+            let link = entry.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
             let h = entry.header().clone();
             let mut data = Vec::new();
             entry.read_to_end(&mut data).unwrap();
-            out.push((
-                path,
-                link,
-                h.entry_type(),
-                h.mode().unwrap(),
-                h.uid().unwrap(),
-                h.gid().unwrap(),
-                data,
-            ));
+            out.push((path, link, h.entry_type(), h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap(), data));
         }
         out
     }
 
-    fn find<'a>(
-        list: &'a RawList,
-        path: &str,
-    ) -> &'a (Vec<u8>, Vec<u8>, EntryType, u32, u64, u64, Vec<u8>) {
-        list.iter()
-            .find(|e| e.0 == path.as_bytes())
-            .unwrap_or_else(|| panic!("no entry {path}"))
+    fn find<'a>(list: &'a RawList, path: &str) -> &'a (Vec<u8>, Vec<u8>, EntryType, u32, u64, u64, Vec<u8>) {
+        list.iter().find(|e| e.0 == path.as_bytes()).unwrap_or_else(|| panic!("no entry {path}"))
     }
 
     fn unpack(tar: &Path, dir: &Path) {
@@ -1468,9 +1277,7 @@ mod tests {
             let e = find(&list, &format!("bin/{applet}"));
             assert_eq!((e.2, e.1.as_slice()), (EntryType::Symlink, &b"busybox"[..]));
         }
-        assert!(!list
-            .iter()
-            .any(|e| e.0 == b"bin/busybox" && e.2 == EntryType::Symlink));
+        assert!(!list.iter().any(|e| e.0 == b"bin/busybox" && e.2 == EntryType::Symlink));
 
         assert_eq!(find(&list, "tmp/").3, 0o1777);
         assert_eq!(find(&list, "var/tmp/").3, 0o1777);
@@ -1497,10 +1304,7 @@ mod tests {
         // The normal `tar` reader accepts it too.
         let out = tmp.path().join("out");
         unpack(&path, &out);
-        assert_eq!(
-            fs::read_link(out.join("bin/sh")).unwrap(),
-            Path::new("busybox")
-        );
+        assert_eq!(fs::read_link(out.join("bin/sh")).unwrap(), Path::new("busybox"));
     }
 
     #[test]
@@ -1526,40 +1330,24 @@ mod tests {
         for e in fs::read_dir(dir.join("blobs/sha256")).unwrap() {
             let e = e.unwrap();
             let bytes = fs::read(e.path()).unwrap();
-            assert_eq!(
-                sha256_digest(&bytes),
-                format!("sha256:{}", e.file_name().to_str().unwrap())
-            );
+            assert_eq!(sha256_digest(&bytes), format!("sha256:{}", e.file_name().to_str().unwrap()));
         }
 
         // Media types, config fields.
-        let manifest: Value =
-            serde_json::from_slice(&layer_bytes(&dir, &info.manifest_digest)).unwrap();
-        let types: Vec<&str> = manifest["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["mediaType"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            types,
-            [mt::OCI_LAYER_GZIP, mt::OCI_LAYER_ZSTD, mt::OCI_LAYER_TAR]
-        );
-        let config: Value =
-            serde_json::from_slice(&layer_bytes(&dir, &info.config_digest)).unwrap();
+        let manifest: Value = serde_json::from_slice(&layer_bytes(&dir, &info.manifest_digest)).unwrap();
+        let types: Vec<&str> =
+            manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+        assert_eq!(types, [mt::OCI_LAYER_GZIP, mt::OCI_LAYER_ZSTD, mt::OCI_LAYER_TAR]);
+        let config: Value = serde_json::from_slice(&layer_bytes(&dir, &info.config_digest)).unwrap();
         assert_eq!(config["os"], "linux");
         assert_eq!(config["architecture"], oci_arch());
         assert_eq!(config["created"], CREATED);
         assert_eq!(config["config"]["Cmd"], json!(["sh"]));
-        assert!(config["config"]["Env"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("PATH=/"));
+        assert!(config["config"]["Env"][0].as_str().unwrap().starts_with("PATH=/"));
         let history = config["history"].as_array().unwrap();
         let non_empty = history.iter().filter(|h| h["empty_layer"] != true).count();
         assert_eq!(non_empty, 3);
-        let index: Value =
-            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
         assert_eq!(index["mediaType"], mt::OCI_INDEX);
         assert_eq!(index["manifests"][0]["size"].as_u64().unwrap(), {
             layer_bytes(&dir, &info.manifest_digest).len() as u64
@@ -1621,8 +1409,7 @@ mod tests {
         let checked = verify_oci_layout(&out).unwrap();
         assert_eq!(checked[0].manifest_digest, info.manifest_digest);
         assert_eq!(checked[0].reference, "docker.io/library/busybox:latest");
-        let config: Value =
-            serde_json::from_slice(&layer_bytes(&out, &info.config_digest)).unwrap();
+        let config: Value = serde_json::from_slice(&layer_bytes(&out, &info.config_digest)).unwrap();
         assert_eq!(config["config"]["Labels"]["org.example"], "yes");
     }
 
@@ -1630,8 +1417,7 @@ mod tests {
     fn docker_archive_is_valid() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("docker.tar");
-        let info =
-            docker_archive(&path, &ImageSpec::new("docker.io/berth-test/busybox:v1")).unwrap();
+        let info = docker_archive(&path, &ImageSpec::new("docker.io/berth-test/busybox:v1")).unwrap();
         assert!(info.manifest_digest.is_empty());
         let out = tmp.path().join("out");
         unpack(&path, &out);
@@ -1640,21 +1426,13 @@ mod tests {
         assert_eq!(checked[0].name, "berth-test/busybox:v1");
         assert_eq!(checked[0].config_digest, info.config_digest);
         assert_eq!(checked[0].diff_ids, info.diff_ids);
-        let manifest: Value =
-            serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
-        assert_eq!(
-            manifest[0]["Config"],
-            format!("{}.json", hex_of(&info.config_digest))
-        );
+        let manifest: Value = serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest[0]["Config"], format!("{}.json", hex_of(&info.config_digest)));
         for (i, d) in info.diff_ids.iter().enumerate() {
             assert_eq!(manifest[0]["Layers"][i], format!("{}/layer.tar", hex_of(d)));
-            assert_eq!(
-                fs::read_to_string(out.join(hex_of(d)).join("VERSION")).unwrap(),
-                "1.0"
-            );
+            assert_eq!(fs::read_to_string(out.join(hex_of(d)).join("VERSION")).unwrap(), "1.0");
         }
-        let repos: Value =
-            serde_json::from_slice(&fs::read(out.join("repositories")).unwrap()).unwrap();
+        let repos: Value = serde_json::from_slice(&fs::read(out.join("repositories")).unwrap()).unwrap();
         assert_eq!(repos["berth-test/busybox"]["v1"], hex_of(&info.diff_ids[2]));
     }
 
@@ -1662,10 +1440,7 @@ mod tests {
     fn padding_adds_an_incompressible_gzip_layer() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("layout");
-        let spec = ImageSpec {
-            pad_mb: 1,
-            ..ImageSpec::default()
-        };
+        let spec = ImageSpec { pad_mb: 1, ..ImageSpec::default() };
         let info = oci_layout_dir(&dir, &spec).unwrap();
         assert_eq!(info.diff_ids.len(), 4);
         verify_oci_layout(&dir).unwrap();
@@ -1687,10 +1462,7 @@ mod tests {
             (list[0].0.as_slice(), list[0].1.as_slice(), list[0].2),
             (&b"etc"[..], &b"/etc"[..], EntryType::Symlink)
         );
-        assert_eq!(
-            (list[1].0.as_slice(), list[1].2),
-            (&b"etc/berth-evil"[..], EntryType::Regular)
-        );
+        assert_eq!((list[1].0.as_slice(), list[1].2), (&b"etc/berth-evil"[..], EntryType::Regular));
 
         let list = raw_entries(&hostile_rel_symlink()[..]);
         assert_eq!(
@@ -1714,9 +1486,7 @@ mod tests {
         let bytes = truncated_gzip_layer();
         assert!(bytes.starts_with(&[0x1f, 0x8b]));
         let mut out = Vec::new();
-        let err = flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .unwrap_err();
+        let err = flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
@@ -1742,8 +1512,7 @@ mod tests {
         assert_eq!(info.layer_digests, [sha256_digest(&bytes)]);
         let out = tmp.path().join("trunc");
         unpack(&path, &out);
-        let manifest: Value =
-            serde_json::from_slice(&layer_bytes(&out, &info.manifest_digest)).unwrap();
+        let manifest: Value = serde_json::from_slice(&layer_bytes(&out, &info.manifest_digest)).unwrap();
         assert_eq!(manifest["layers"][0]["mediaType"], mt::OCI_LAYER_GZIP);
         let err = verify_oci_layout(&out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
@@ -1763,11 +1532,7 @@ mod tests {
         // Still a readable tar, with the changed content.
         assert_eq!(find(&raw_entries(&bytes[..]), "data/new").6, b"New\n");
         // The other blobs are intact.
-        for d in [
-            &info.layer_digests[0],
-            &info.layer_digests[1],
-            &info.config_digest,
-        ] {
+        for d in [&info.layer_digests[0], &info.layer_digests[1], &info.config_digest] {
             assert_eq!(&sha256_digest(&layer_bytes(&out, d)), d);
         }
     }

@@ -84,7 +84,7 @@ impl Agent {
             .arg(&self.socket)
             .arg("--shim")
             .arg(self.bins.join("berth-shim"))
-            .env("BERTH_LOG", "debug")
+            .env("BERTH_LOG", "info,berth_agent=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

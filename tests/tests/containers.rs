@@ -23,7 +23,15 @@ fn seed_scenario_writes_stay_in_their_container() {
     let images_before = a.ok(&["images"]);
 
     // A container writes a file and exits.
-    let r = a.ctl(&["run", "--name", "writer", IMG, "sh", "-c", "echo 'This is a really important file!!!!' > /foo; cat /foo"]);
+    let r = a.ctl(&[
+        "run",
+        "--name",
+        "writer",
+        IMG,
+        "sh",
+        "-c",
+        "echo 'This is a really important file!!!!' > /foo; cat /foo",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "This is a really important file!!!!\n");
 
@@ -34,7 +42,8 @@ fn seed_scenario_writes_stay_in_their_container() {
 
     // ps -a lists both as exited with their codes.
     let ps = a.ok(&["ps", "-a"]);
-    let line = |name: &str| ps.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("{name} in {ps}")).to_owned();
+    let line =
+        |name: &str| ps.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("{name} in {ps}")).to_owned();
     assert!(line("writer").contains("Exited (0)"), "{ps}");
     assert!(line("reader").contains("Exited (1)"), "{ps}");
     assert!(ps.starts_with("CONTAINER ID"), "{ps}");
@@ -115,14 +124,34 @@ fn process_settings_env_user_workdir_capabilities() {
     need_root!();
     let a = Agent::start();
     a.load_fixture(IMG);
-    let r = a.ctl(&["run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/work", "-u", "berth", IMG, "sh", "-c", "echo $GREETING; pwd; id -u; id -g; id -G; echo $HOME"]);
+    let r = a.ctl(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi there",
+        "-w",
+        "/tmp/work",
+        "-u",
+        "berth",
+        IMG,
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u; id -g; id -G; echo $HOME",
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "hi there\n/tmp/work\n1000\n1000\n1000 2000\n/home/berth\n");
     // Docker's 14 capabilities: CapBnd = 0x00000000a80425fb.
     let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", "grep CapBnd /proc/self/status"]);
     assert_eq!(r.stdout.trim(), "CapBnd:\t00000000a80425fb", "{r:?}");
     // Masked and read-only paths, read-only /sys.
-    let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", "cat /proc/kcore | head -c 1 | wc -c; touch /sys/x 2>&1; echo > /proc/sysrq-trigger 2>&1; ls /dev"]);
+    let r = a.ctl(&[
+        "run",
+        "--rm",
+        IMG,
+        "sh",
+        "-c",
+        "cat /proc/kcore | head -c 1 | wc -c; touch /sys/x 2>&1; echo > /proc/sysrq-trigger 2>&1; ls /dev",
+    ]);
     assert!(r.stdout.starts_with("0\n"), "{r:?}");
     assert!(r.stdout.contains("Read-only file system"), "{r:?}");
     for node in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue"] {
@@ -158,7 +187,14 @@ fn errors_people_recognise() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("invalid reference format: repository name must be lowercase"), "{r:?}");
 
-    for verb in [&["stop", "ghost"][..], &["rm", "ghost"], &["logs", "ghost"], &["start", "ghost"], &["inspect", "ghost"], &["wait", "ghost"]] {
+    for verb in [
+        &["stop", "ghost"][..],
+        &["rm", "ghost"],
+        &["logs", "ghost"],
+        &["start", "ghost"],
+        &["inspect", "ghost"],
+        &["wait", "ghost"],
+    ] {
         let r = a.ctl(verb);
         assert_ne!(r.code, 0, "{verb:?}");
         assert!(r.stderr.contains("ghost"), "{verb:?}: {r:?}");
@@ -218,26 +254,38 @@ fn lifecycle_stop_kill_wait_logs() {
     let r = a.ctl(&["logs", "-t", "c1"]);
     assert!(r.stdout.len() > 31 && r.stdout.ends_with("Z out\n"), "{r:?}");
 
-    // stop: SIGTERM kills a plain sleep: 143.
-    a.ok(&["run", "-d", "--name", "sleeper", IMG, "sleep", "100"]);
-    a.ok(&["stop", "-t", "5", "sleeper"]);
-    assert_eq!(a.ok(&["wait", "sleeper"]).trim(), "143");
-    // A process that ignores TERM is killed after the timeout: 137.
-    a.ok(&["run", "-d", "--name", "stubborn", IMG, "sh", "-c", "trap '' TERM; while true; do sleep 1; done"]);
+    // stop: a process that handles SIGTERM ends on it.
+    a.ok(&["run", "-d", "--name", "sleeper", IMG, "sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"]);
     std::thread::sleep(Duration::from_millis(200));
+    a.ok(&["stop", "-t", "5", "sleeper"]);
+    assert_eq!(a.ok(&["wait", "sleeper"]).trim(), "3");
+    // PID 1 without a TERM handler ignores it (the kernel protects a pid
+    // namespace's init), so it is killed after the timeout: 137, as Docker.
+    a.ok(&["run", "-d", "--name", "stubborn", IMG, "sleep", "100"]);
     a.ok(&["stop", "-t", "1", "stubborn"]);
     assert_eq!(a.ok(&["wait", "stubborn"]).trim(), "137");
     let ps = a.ok(&["ps", "-a", "--filter", "name=stubborn"]);
     assert!(ps.contains("Exited (137)"), "{ps}");
 
     // kill -s, and a restart of an exited container keeps its files.
-    a.ok(&["run", "-d", "--name", "k", IMG, "sh", "-c", "echo run >> /count; sleep 100"]);
-    a.ok(&["kill", "-s", "HUP", "k"]);
-    assert_eq!(a.ok(&["wait", "k"]).trim(), "129");
-    a.ok(&["start", "k"]);
-    a.ok(&["kill", "k"]);
-    a.ok(&["wait", "k"]);
-    let id = a.id_of("k");
+    a.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kk",
+        IMG,
+        "sh",
+        "-c",
+        "echo run >> /count; trap 'exit 9' HUP; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    a.ok(&["kill", "-s", "HUP", "kk"]);
+    assert_eq!(a.ok(&["wait", "kk"]).trim(), "9");
+    a.ok(&["start", "kk"]);
+    std::thread::sleep(Duration::from_millis(200));
+    a.ok(&["kill", "kk"]);
+    assert_eq!(a.ok(&["wait", "kk"]).trim(), "137");
+    let id = a.id_of("kk");
     assert_eq!(std::fs::read_to_string(a.root.join("containers").join(&id).join("upper/count")).unwrap(), "run\nrun\n");
 
     // logs -f follows until the exit.
@@ -254,7 +302,7 @@ fn lifecycle_stop_kill_wait_logs() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Names"].as_str().unwrap().to_owned())
         .collect();
-    for n in ["c1", "sleeper", "stubborn", "k", "ticker"] {
+    for n in ["c1", "sleeper", "stubborn", "kk", "ticker"] {
         assert!(names.contains(&n.to_owned()), "{n} in {names:?}");
     }
     let anc = a.ok(&["ps", "-a", "-q", "--filter", &format!("ancestor={IMG}")]);

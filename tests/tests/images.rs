@@ -47,7 +47,8 @@ fn load_every_format_and_list() {
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 3, "{list}");
     for (repo, tag) in [("berth-test/oci", "1"), ("berth-test/ocidir", "2"), ("berth-test/docker", "3")] {
-        let row = rows.iter().find(|r| r.starts_with(&format!("{repo} "))).unwrap_or_else(|| panic!("{repo} in {list}"));
+        let row =
+            rows.iter().find(|r| r.starts_with(&format!("{repo} "))).unwrap_or_else(|| panic!("{repo} in {list}"));
         let cols: Vec<&str> = row.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
         assert_eq!(cols[1], tag, "{row}");
         assert_eq!(cols[2], oci.short_id(), "{row}");
@@ -84,7 +85,8 @@ fn rmi_is_refused_while_a_container_uses_the_image() {
     let r = a.ctl(&["rmi", "berth-test/used:1"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("conflict: unable to remove repository reference \"berth-test/used:1\" (must force) - container")
+        r.stderr
+            .contains("conflict: unable to remove repository reference \"berth-test/used:1\" (must force) - container")
             && r.stderr.contains(info.short_id()),
         "{r:?}"
     );
@@ -119,7 +121,13 @@ fn references_are_normalised_and_checked() {
     let a = Agent::start();
     a.load_fixture("busybox");
     // busybox = busybox:latest = docker.io/library/busybox:latest
-    for name in ["busybox", "busybox:latest", "docker.io/library/busybox", "docker.io/library/busybox:latest", "library/busybox"] {
+    for name in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox",
+        "docker.io/library/busybox:latest",
+        "library/busybox",
+    ] {
         let r = a.ctl(&["image", "inspect", name]);
         assert_eq!(r.code, 0, "{name}: {r:?}");
     }

@@ -26,7 +26,16 @@ fn running_containers_survive_agent_kill9() {
     need_root!();
     let mut a = Agent::start();
     a.load_fixture(IMG);
-    a.ok(&["run", "-d", "--name", "svc", IMG, "sh", "-c", "echo before; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"]);
+    a.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        IMG,
+        "sh",
+        "-c",
+        "echo before; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
     let pid = status(&a, "svc")["Pid"].as_u64().unwrap();
 
     a.kill9();
@@ -135,8 +144,10 @@ fn sigterm_stops_the_agent_not_the_containers() {
     a.restart();
     assert_eq!(status(&a, "keep")["Status"], "running");
     a.ok(&["rm", "-f", "keep"]);
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-        std::thread::sleep(Duration::from_millis(500));
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            std::thread::sleep(Duration::from_millis(500));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+    );
 }

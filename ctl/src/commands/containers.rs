@@ -114,12 +114,7 @@ pub async fn stop(c: Client, a: StopArgs) -> Result<u8> {
     each(a.containers, |id| {
         let mut c = c.clone();
         async move {
-            c.containers
-                .stop(pb::StopRequest {
-                    id: id.clone(),
-                    timeout: a.time,
-                })
-                .await?;
+            c.containers.stop(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
             println!("{id}");
             Ok(())
         }
@@ -132,12 +127,7 @@ pub async fn kill(c: Client, a: KillArgs) -> Result<u8> {
         let mut c = c.clone();
         let signal = a.signal.clone();
         async move {
-            c.containers
-                .kill(pb::KillRequest {
-                    id: id.clone(),
-                    signal,
-                })
-                .await?;
+            c.containers.kill(pb::KillRequest { id: id.clone(), signal }).await?;
             println!("{id}");
             Ok(())
         }
@@ -149,12 +139,7 @@ pub async fn rm(c: Client, a: RmArgs) -> Result<u8> {
     each(a.containers, |id| {
         let mut c = c.clone();
         async move {
-            c.containers
-                .remove(pb::RemoveContainerRequest {
-                    id: id.clone(),
-                    force: a.force,
-                })
-                .await?;
+            c.containers.remove(pb::RemoveContainerRequest { id: id.clone(), force: a.force }).await?;
             println!("{id}");
             Ok(())
         }
@@ -166,11 +151,7 @@ pub async fn wait(c: Client, a: WaitArgs) -> Result<u8> {
     each(a.containers, |id| {
         let mut c = c.clone();
         async move {
-            let r = c
-                .containers
-                .wait(pb::ContainerRef { id })
-                .await?
-                .into_inner();
+            let r = c.containers.wait(pb::ContainerRef { id }).await?.into_inner();
             println!("{}", r.exit_code);
             Ok(())
         }
@@ -181,30 +162,16 @@ pub async fn wait(c: Client, a: WaitArgs) -> Result<u8> {
 /// `Up 3 seconds`, `Exited (0) 12 seconds ago`, `Created`.
 pub fn status_text(c: &pb::Container) -> String {
     match c.status.as_str() {
-        "running" => format!(
-            "Up {}",
-            table::human_duration(table::ago_nanos(c.started_at))
-        ),
-        "paused" => format!(
-            "Up {} (Paused)",
-            table::human_duration(table::ago_nanos(c.started_at))
-        ),
-        "exited" => format!(
-            "Exited ({}) {} ago",
-            c.exit_code,
-            table::human_duration(table::ago_nanos(c.finished_at))
-        ),
+        "running" => format!("Up {}", table::human_duration(table::ago_nanos(c.started_at))),
+        "paused" => format!("Up {} (Paused)", table::human_duration(table::ago_nanos(c.started_at))),
+        "exited" => format!("Exited ({}) {} ago", c.exit_code, table::human_duration(table::ago_nanos(c.finished_at))),
         _ => "Created".into(),
     }
 }
 
 fn image_column(c: &pb::Container) -> String {
     if c.image.is_empty() {
-        c.image_id
-            .trim_start_matches("sha256:")
-            .chars()
-            .take(12)
-            .collect()
+        c.image_id.trim_start_matches("sha256:").chars().take(12).collect()
     } else {
         c.image.clone()
     }
@@ -214,23 +181,13 @@ pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
     let json = a.format.json()?;
     let list = c
         .containers
-        .list(pb::ListContainersRequest {
-            all: a.all,
-            filters: a.filter.clone(),
-        })
+        .list(pb::ListContainersRequest { all: a.all, filters: a.filter.clone() })
         .await?
         .into_inner()
         .containers;
     if a.quiet {
         for ct in &list {
-            println!(
-                "{}",
-                if a.no_trunc {
-                    ct.id.as_str()
-                } else {
-                    &ct.id[..12]
-                }
-            );
+            println!("{}", if a.no_trunc { ct.id.as_str() } else { &ct.id[..12] });
         }
         return Ok(0);
     }
@@ -256,35 +213,17 @@ pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
         .iter()
         .map(|ct| {
             vec![
-                if a.no_trunc {
-                    ct.id.clone()
-                } else {
-                    ct.id[..12].to_owned()
-                },
+                if a.no_trunc { ct.id.clone() } else { ct.id[..12].to_owned() },
                 image_column(ct),
                 table::command(&ct.command, !a.no_trunc),
-                format!(
-                    "{} ago",
-                    table::human_duration(table::ago_nanos(ct.created))
-                ),
+                format!("{} ago", table::human_duration(table::ago_nanos(ct.created))),
                 status_text(ct),
                 String::new(),
                 ct.name.clone(),
             ]
         })
         .collect();
-    table::print(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &rows,
-    );
+    table::print(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
     Ok(0)
 }
 
@@ -293,20 +232,10 @@ pub async fn inspect(mut c: Client, a: InspectArgs) -> Result<u8> {
     let mut out = Vec::new();
     let mut code = 0;
     for obj in a.objects {
-        let json = match c
-            .containers
-            .inspect(pb::ContainerRef { id: obj.clone() })
-            .await
-        {
+        let json = match c.containers.inspect(pb::ContainerRef { id: obj.clone() }).await {
             Ok(r) => Some(r.into_inner().json),
             Err(s) if s.code() == tonic::Code::NotFound => {
-                match c
-                    .images
-                    .inspect(pb::InspectImageRequest {
-                        reference: obj.clone(),
-                    })
-                    .await
-                {
+                match c.images.inspect(pb::InspectImageRequest { reference: obj.clone() }).await {
                     Ok(r) => Some(r.into_inner().json),
                     Err(_) => None,
                 }

@@ -103,21 +103,15 @@ async fn read_input(input: Option<&std::path::Path>) -> Result<Vec<Vec<u8>>> {
             tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
                 let mut b = tar::Builder::new(Vec::new());
                 b.follow_symlinks(false);
-                b.append_dir_all(".", &dir)
-                    .with_context(|| format!("read {}", dir.display()))?;
+                b.append_dir_all(".", &dir).with_context(|| format!("read {}", dir.display()))?;
                 Ok(b.into_inner()?)
             })
             .await??
         }
-        Some(p) => tokio::fs::read(p)
-            .await
-            .with_context(|| format!("open {}", p.display()))?,
+        Some(p) => tokio::fs::read(p).await.with_context(|| format!("open {}", p.display()))?,
         None => {
             let mut buf = Vec::new();
-            tokio::io::stdin()
-                .read_to_end(&mut buf)
-                .await
-                .context("read stdin")?;
+            tokio::io::stdin().read_to_end(&mut buf).await.context("read stdin")?;
             buf
         }
     };
@@ -152,24 +146,11 @@ pub async fn import(mut c: Client, a: ImportArgs) -> Result<u8> {
     let reference = a.reference.clone().unwrap_or_default();
     let mut first = true;
     let stream = tokio_stream::iter(chunks.into_iter().map(move |data| {
-        let (reference, message) = if std::mem::take(&mut first) {
-            (reference.clone(), a.message.clone())
-        } else {
-            Default::default()
-        };
-        pb::ImportChunk {
-            reference,
-            message,
-            data,
-        }
+        let (reference, message) =
+            if std::mem::take(&mut first) { (reference.clone(), a.message.clone()) } else { Default::default() };
+        pb::ImportChunk { reference, message, data }
     }));
-    let img = c
-        .images
-        .import(stream)
-        .await?
-        .into_inner()
-        .image
-        .unwrap_or_default();
+    let img = c.images.import(stream).await?.into_inner().image.unwrap_or_default();
     println!("{}", img.id);
     Ok(0)
 }
@@ -205,12 +186,7 @@ fn short_id(id: &str, no_trunc: bool) -> String {
 
 pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
     let json = a.format.json()?;
-    let mut images = c
-        .images
-        .list(pb::ListImagesRequest {})
-        .await?
-        .into_inner()
-        .images;
+    let mut images = c.images.list(pb::ListImagesRequest {}).await?.into_inner().images;
     images.sort_by(|x, y| y.created.cmp(&x.created).then(x.names.cmp(&y.names)));
     let mut rows = Vec::new();
     for img in &images {
@@ -260,10 +236,7 @@ pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
             ]
         })
         .collect();
-    table::print(
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        &table_rows,
-    );
+    table::print(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table_rows);
     Ok(0)
 }
 
@@ -271,33 +244,18 @@ fn created_since(secs: i64) -> String {
     if secs <= 0 {
         return "N/A".into();
     }
-    format!(
-        "{} ago",
-        table::human_duration(table::now_nanos() / 1_000_000_000 - secs)
-    )
+    format!("{} ago", table::human_duration(table::now_nanos() / 1_000_000_000 - secs))
 }
 
 pub async fn tag(mut c: Client, a: TagArgs) -> Result<u8> {
-    c.images
-        .tag(pb::TagRequest {
-            source: a.source,
-            target: a.target,
-        })
-        .await?;
+    c.images.tag(pb::TagRequest { source: a.source, target: a.target }).await?;
     Ok(0)
 }
 
 pub async fn rmi(mut c: Client, a: RmiArgs) -> Result<u8> {
     let mut code = 0;
     for r in a.images {
-        match c
-            .images
-            .remove(pb::RemoveImageRequest {
-                reference: r,
-                force: a.force,
-            })
-            .await
-        {
+        match c.images.remove(pb::RemoveImageRequest { reference: r, force: a.force }).await {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 for u in resp.untagged {
@@ -320,14 +278,8 @@ pub async fn inspect(mut c: Client, a: InspectImageArgs) -> Result<u8> {
     let mut out = Vec::new();
     let mut code = 0;
     for r in a.images {
-        match c
-            .images
-            .inspect(pb::InspectImageRequest { reference: r })
-            .await
-        {
-            Ok(resp) => out.push(serde_json::from_str::<serde_json::Value>(
-                &resp.into_inner().json,
-            )?),
+        match c.images.inspect(pb::InspectImageRequest { reference: r }).await {
+            Ok(resp) => out.push(serde_json::from_str::<serde_json::Value>(&resp.into_inner().json)?),
             Err(s) => {
                 eprintln!("Error response from daemon: {}", s.message());
                 code = 1;
@@ -344,22 +296,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            split_name("docker.io/library/busybox:latest"),
-            ("busybox".into(), "latest".into())
-        );
-        assert_eq!(
-            split_name("docker.io/user/app:1.0"),
-            ("user/app".into(), "1.0".into())
-        );
-        assert_eq!(
-            split_name("localhost:5000/app:v2"),
-            ("localhost:5000/app".into(), "v2".into())
-        );
-        assert_eq!(
-            split_name("localhost:5000/app"),
-            ("localhost:5000/app".into(), "latest".into())
-        );
+        assert_eq!(split_name("docker.io/library/busybox:latest"), ("busybox".into(), "latest".into()));
+        assert_eq!(split_name("docker.io/user/app:1.0"), ("user/app".into(), "1.0".into()));
+        assert_eq!(split_name("localhost:5000/app:v2"), ("localhost:5000/app".into(), "v2".into()));
+        assert_eq!(split_name("localhost:5000/app"), ("localhost:5000/app".into(), "latest".into()));
         assert_eq!(
             split_name(&format!("docker.io/library/x@sha256:{}", "a".repeat(64))),
             ("x".into(), "<none>".into())

@@ -35,9 +35,7 @@ fn since_nanos(s: &str) -> Result<i64> {
         return Ok((secs * 1e9) as i64);
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid value for \"since\": {s}"))?;
+    let n: i64 = num.parse().map_err(|_| anyhow::anyhow!("invalid value for \"since\": {s}"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -89,26 +87,11 @@ pub async fn logs(mut c: Client, a: LogsArgs) -> Result<u8> {
     let tail = if a.tail == "all" {
         -1
     } else {
-        a.tail
-            .parse::<i64>()
-            .map_err(|_| anyhow::anyhow!("invalid value for --tail: {}", a.tail))?
+        a.tail.parse::<i64>().map_err(|_| anyhow::anyhow!("invalid value for --tail: {}", a.tail))?
     };
-    let since = a
-        .since
-        .as_deref()
-        .map(since_nanos)
-        .transpose()?
-        .unwrap_or(0);
-    let stream = c
-        .containers
-        .logs(pb::LogsRequest {
-            id: a.container,
-            follow: a.follow,
-            tail,
-            since,
-        })
-        .await?
-        .into_inner();
+    let since = a.since.as_deref().map(since_nanos).transpose()?.unwrap_or(0);
+    let stream =
+        c.containers.logs(pb::LogsRequest { id: a.container, follow: a.follow, tail, since }).await?.into_inner();
     stream_records(stream, a.timestamps, || {}).await?;
     Ok(0)
 }

@@ -110,9 +110,7 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
 /// Docker's exit code for a start failure: 127 not found, 126 cannot
 /// invoke, else 125.
 fn start_failure_code(message: &str) -> u8 {
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
-    {
+    if message.contains("executable file not found") || message.contains("no such file or directory") {
         127
     } else if message.contains("permission denied")
         || message.contains("unable to find user")
@@ -125,31 +123,15 @@ fn start_failure_code(message: &str) -> u8 {
 }
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
-    let ct = c
-        .containers
-        .create(request(&a.opts))
-        .await?
-        .into_inner()
-        .container
-        .unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
     println!("{}", ct.id);
     Ok(0)
 }
 
 pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
-    let ct = c
-        .containers
-        .create(request(&a.opts))
-        .await?
-        .into_inner()
-        .container
-        .unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
     if a.detach {
-        if let Err(s) = c
-            .containers
-            .start(pb::ContainerRef { id: ct.id.clone() })
-            .await
-        {
+        if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
             return fail_start(&mut c, &ct, a.opts.rm, s).await;
         }
         println!("{}", ct.id);
@@ -161,13 +143,7 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
 async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Status) -> Result<u8> {
     eprintln!("berthctl: Error response from daemon: {}", s.message());
     if rm {
-        let _ = c
-            .containers
-            .remove(pb::RemoveContainerRequest {
-                id: ct.id.clone(),
-                force: true,
-            })
-            .await;
+        let _ = c.containers.remove(pb::RemoveContainerRequest { id: ct.id.clone(), force: true }).await;
     }
     Err(Exit(start_failure_code(s.message())).into())
 }
@@ -176,16 +152,8 @@ async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Stat
 /// open (so no output is missed), prints until the exit, and returns the
 /// container's exit code. SIGINT and SIGTERM are passed to the container.
 async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result<u8> {
-    let stream = c
-        .containers
-        .logs(pb::LogsRequest {
-            id: ct.id.clone(),
-            follow: true,
-            tail: 0,
-            since: 0,
-        })
-        .await?
-        .into_inner();
+    let stream =
+        c.containers.logs(pb::LogsRequest { id: ct.id.clone(), follow: true, tail: 0, since: 0 }).await?.into_inner();
     let (open_tx, open_rx) = tokio::sync::oneshot::channel();
     let mut open_tx = Some(open_tx);
     let printer = tokio::spawn(stream_records(stream, false, move || {
@@ -195,11 +163,7 @@ async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result
     }));
     // If the stream ends before saying it is open, start anyway.
     let _ = open_rx.await;
-    if let Err(s) = c
-        .containers
-        .start(pb::ContainerRef { id: ct.id.clone() })
-        .await
-    {
+    if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
         printer.abort();
         return fail_start(&mut c, ct, rm, s).await;
     }
@@ -214,11 +178,7 @@ async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result
             _ = term.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "TERM".into() }).await; }
         }
     }
-    let w = c
-        .containers
-        .wait(pb::ContainerRef { id: ct.id.clone() })
-        .await?
-        .into_inner();
+    let w = c.containers.wait(pb::ContainerRef { id: ct.id.clone() }).await?.into_inner();
     Ok(w.exit_code.clamp(0, 255) as u8)
 }
 
@@ -227,27 +187,14 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         if a.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
-        let ct = c
-            .containers
-            .inspect(pb::ContainerRef {
-                id: a.containers[0].clone(),
-            })
-            .await?
-            .into_inner();
+        let ct = c.containers.inspect(pb::ContainerRef { id: a.containers[0].clone() }).await?.into_inner();
         let v: serde_json::Value = serde_json::from_str(&ct.json)?;
-        let ct = pb::Container {
-            id: v["Id"].as_str().unwrap_or_default().to_owned(),
-            ..Default::default()
-        };
+        let ct = pb::Container { id: v["Id"].as_str().unwrap_or_default().to_owned(), ..Default::default() };
         return attach_and_start(c, &ct, false).await;
     }
     let mut code = 0;
     for id in a.containers {
-        match c
-            .containers
-            .start(pb::ContainerRef { id: id.clone() })
-            .await
-        {
+        match c.containers.start(pb::ContainerRef { id: id.clone() }).await {
             Ok(_) => println!("{id}"),
             Err(s) => {
                 eprintln!("Error response from daemon: {}", s.message());

@@ -19,8 +19,7 @@ use std::process::ExitCode;
 
 use berth_tests::fixtures::{self, ImageSpec};
 
-const USAGE: &str =
-    "usage: mkimage --format oci|oci-dir|docker|rootfs [--name NAME] [--pad-mb N] OUT";
+const USAGE: &str = "usage: mkimage --format oci|oci-dir|docker|rootfs [--name NAME] [--pad-mb N] OUT";
 
 struct Args {
     format: String,
@@ -38,32 +37,22 @@ fn parse_args() -> Result<Args, String> {
             Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = |what: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{what} needs a value"))
-        };
+        let mut value =
+            |what: &str| inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{what} needs a value"));
         match key.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "--format" | "-f" => format = Some(value("--format")?),
             "--name" | "-n" => spec.name = value("--name")?,
             "--pad-mb" => {
                 let v = value("--pad-mb")?;
-                spec.pad_mb = v
-                    .parse()
-                    .map_err(|_| format!("--pad-mb: not a number: {v}"))?;
+                spec.pad_mb = v.parse().map_err(|_| format!("--pad-mb: not a number: {v}"))?;
             }
             s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
             _ if out.is_none() => out = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {arg}")),
         }
     }
-    Ok(Args {
-        format: format.ok_or("--format is required")?,
-        spec,
-        out: out.ok_or("the output path is required")?,
-    })
+    Ok(Args { format: format.ok_or("--format is required")?, spec, out: out.ok_or("the output path is required")? })
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,100 @@
+//! `berth.v1.Containers`.
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::v1 as pb;
+use futures::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::containers::{Filters, LogOptions, Manager};
+
+pub struct ContainersApi {
+    pub manager: Arc<Manager>,
+}
+
+fn reply(rec: crate::containers::ContainerRecord) -> Response<pb::ContainerResponse> {
+    Response::new(pb::ContainerResponse { container: Some(convert::container(&rec)) })
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::containers_server::Containers for ContainersApi {
+    async fn create(
+        &self,
+        req: Request<pb::CreateContainerRequest>,
+    ) -> Result<Response<pb::ContainerResponse>, Status> {
+        let opts = convert::create_options(req.into_inner());
+        Ok(reply(self.manager.create(opts).await?))
+    }
+
+    async fn start(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::ContainerResponse>, Status> {
+        Ok(reply(self.manager.start(&req.into_inner().id).await?))
+    }
+
+    async fn stop(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
+        let r = req.into_inner();
+        let timeout = (r.timeout >= 0).then(|| Duration::from_secs(r.timeout as u64));
+        Ok(reply(self.manager.stop(&r.id, timeout).await?))
+    }
+
+    async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
+        let r = req.into_inner();
+        Ok(reply(self.manager.kill(&r.id, &r.signal).await?))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<pb::RemoveContainerRequest>,
+    ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
+        let r = req.into_inner();
+        let id = self.manager.remove(&r.id, r.force).await?;
+        Ok(Response::new(pb::RemoveContainerResponse { id }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListContainersRequest>,
+    ) -> Result<Response<pb::ListContainersResponse>, Status> {
+        let r = req.into_inner();
+        let filters = Filters::parse(&r.filters)?;
+        let list = self.manager.list(r.all, &filters).await?;
+        Ok(Response::new(pb::ListContainersResponse { containers: list.iter().map(convert::container).collect() }))
+    }
+
+    async fn inspect(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::InspectResponse>, Status> {
+        let rec = self.manager.refresh(&req.into_inner().id).await?;
+        let json = serde_json::to_string_pretty(&convert::container_inspect(&rec))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::InspectResponse { json }))
+    }
+
+    async fn wait(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::WaitResponse>, Status> {
+        let ev = self.manager.wait(&req.into_inner().id).await?;
+        Ok(Response::new(pb::WaitResponse { exit_code: ev.exit_code, error: ev.error }))
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let r = req.into_inner();
+        // Fail fast on an unknown container, before the stream starts.
+        self.manager.lookup(&r.id)?;
+        let opts = LogOptions { follow: r.follow, tail: (r.tail >= 0).then_some(r.tail as usize), since: r.since };
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (err_tx, err_rx) = tokio::sync::mpsc::channel::<Status>(1);
+        let m = self.manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = m.logs(&r.id, opts, tx).await {
+                let _ = err_tx.send(e.into()).await;
+            }
+        });
+        let records = ReceiverStream::new(rx).map(|r| Ok(convert::log_record(r)));
+        let errors = ReceiverStream::new(err_rx).map(Err);
+        Ok(Response::new(Box::pin(records.chain(errors))))
+    }
+}

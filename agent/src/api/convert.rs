@@ -1,0 +1,105 @@
+//! Every conversion between protobuf messages and core types.
+use berth_proto::v1 as pb;
+
+use crate::containers::{ContainerRecord, CreateOptions, LogRecord};
+use crate::images::ImageRecord;
+
+pub fn image(rec: &ImageRecord) -> pb::Image {
+    pb::Image {
+        id: rec.id.clone(),
+        names: rec.names.clone(),
+        manifest_digest: rec.manifest_digest.clone(),
+        created: rec.created,
+        size: rec.size,
+    }
+}
+
+pub fn container(rec: &ContainerRecord) -> pb::Container {
+    pb::Container {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        image: rec.image.clone(),
+        image_id: rec.image_id.clone(),
+        command: rec.process.args.clone(),
+        created: rec.created,
+        status: rec.state.status.as_str().to_owned(),
+        exit_code: rec.state.exit_code,
+        started_at: rec.state.started_at,
+        finished_at: rec.state.finished_at,
+        pid: rec.state.pid,
+        hostname: rec.process.hostname.clone(),
+        auto_remove: rec.auto_remove,
+        labels: rec.labels.clone(),
+        error: rec.state.error.clone(),
+        oom_killed: rec.state.oom_killed,
+        exit_signal: rec
+            .state
+            .exit_signal
+            .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
+    CreateOptions {
+        image: r.image,
+        name: r.name,
+        cmd: r.cmd,
+        entrypoint: r.entrypoint,
+        env: r.env,
+        workdir: r.workdir,
+        user: r.user,
+        hostname: r.hostname,
+        auto_remove: r.auto_remove,
+        labels: r.labels.into_iter().collect(),
+    }
+}
+
+pub fn log_record(r: LogRecord) -> pb::LogRecord {
+    pb::LogRecord { time: r.time, stream: r.stream, data: r.data }
+}
+
+fn rfc3339(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0001-01-01T00:00:00Z".into();
+    }
+    let mut out = Vec::new();
+    berth_shim::logfmt::format_time(&mut out, nanos);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `inspect` output, shaped like Docker's so scripts port over.
+pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
+    let st = &rec.state;
+    serde_json::json!({
+        "Id": rec.id,
+        "Name": format!("/{}", rec.name),
+        "Created": rfc3339(rec.created),
+        "Path": rec.process.args.first().cloned().unwrap_or_default(),
+        "Args": rec.process.args.iter().skip(1).collect::<Vec<_>>(),
+        "Image": rec.image_id,
+        "State": {
+            "Status": st.status.as_str(),
+            "Running": st.status.is_live(),
+            "Paused": st.status == crate::containers::Status::Paused,
+            "OOMKilled": st.oom_killed,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": rfc3339(st.started_at),
+            "FinishedAt": rfc3339(st.finished_at),
+        },
+        "Config": {
+            "Hostname": rec.process.hostname,
+            "User": rec.process.user,
+            "Env": rec.process.env,
+            "Cmd": rec.process.args,
+            "Image": rec.image,
+            "WorkingDir": rec.process.cwd,
+            "Labels": rec.labels,
+            "StopSignal": rec.process.stop_signal,
+        },
+        "HostConfig": { "AutoRemove": rec.auto_remove },
+    })
+}

@@ -1,0 +1,127 @@
+//! `berth.v1.Images`.
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_proto::v1 as pb;
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{blocking, convert};
+use crate::containers::Manager;
+use crate::error::AgentError;
+
+pub struct ImagesApi {
+    pub manager: Arc<Manager>,
+}
+
+/// A client upload spooled to a file under `content/ingest`, removed when
+/// dropped.
+struct Upload(PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl ImagesApi {
+    async fn spool<T>(
+        &self,
+        mut stream: Streaming<T>,
+        mut data: impl FnMut(T) -> Vec<u8>,
+        mut first: impl FnMut(&T),
+    ) -> Result<Upload, Status>
+    where
+        T: Send + 'static,
+    {
+        let dir = self.manager.layout.ingest_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
+        let upload = Upload(dir.join(format!("upload-{:016x}", rand::random::<u64>())));
+        let mut file = std::fs::File::create(&upload.0).map_err(|e| Status::internal(format!("spool upload: {e}")))?;
+        let mut seen_first = false;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            if !seen_first {
+                first(&msg);
+                seen_first = true;
+            }
+            let bytes = data(msg);
+            file.write_all(&bytes).map_err(|e| Status::internal(format!("spool upload: {e}")))?;
+        }
+        Ok(upload)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::images_server::Images for ImagesApi {
+    async fn load(&self, req: Request<Streaming<pb::DataChunk>>) -> Result<Response<pb::LoadResponse>, Status> {
+        let upload = self.spool(req.into_inner(), |c| c.data, |_| {}).await?;
+        let images = self.manager.images.clone();
+        let loaded = blocking(move || {
+            let r = images.load(&upload.0).map_err(AgentError::from);
+            drop(upload);
+            r
+        })
+        .await?;
+        Ok(Response::new(pb::LoadResponse {
+            images: loaded.into_iter().map(|l| pb::LoadedImage { id: l.id, names: l.names }).collect(),
+        }))
+    }
+
+    async fn import(&self, req: Request<Streaming<pb::ImportChunk>>) -> Result<Response<pb::ImageResponse>, Status> {
+        let mut reference = String::new();
+        let mut message = String::new();
+        let upload = self
+            .spool(
+                req.into_inner(),
+                |c| c.data,
+                |c| {
+                    reference = c.reference.clone();
+                    message = c.message.clone();
+                },
+            )
+            .await?;
+        let images = self.manager.images.clone();
+        let rec = blocking(move || {
+            let r = images
+                .import(&upload.0, (!reference.is_empty()).then_some(reference.as_str()), &message)
+                .map_err(AgentError::from);
+            drop(upload);
+            r
+        })
+        .await?;
+        Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
+    }
+
+    async fn list(&self, _: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
+        let images = self.manager.images.clone();
+        let list = blocking(move || Ok(images.list()?)).await?;
+        Ok(Response::new(pb::ListImagesResponse { images: list.iter().map(convert::image).collect() }))
+    }
+
+    async fn tag(&self, req: Request<pb::TagRequest>) -> Result<Response<pb::ImageResponse>, Status> {
+        let r = req.into_inner();
+        let images = self.manager.images.clone();
+        let rec = blocking(move || Ok(images.tag(&r.source, &r.target)?)).await?;
+        Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
+    }
+
+    async fn remove(&self, req: Request<pb::RemoveImageRequest>) -> Result<Response<pb::RemoveImageResponse>, Status> {
+        let r = req.into_inner();
+        let m = self.manager.clone();
+        let report = blocking(move || {
+            let users = |image_id: &str| m.image_user(image_id);
+            Ok(m.images.remove(&r.reference, r.force, &users)?)
+        })
+        .await?;
+        Ok(Response::new(pb::RemoveImageResponse { untagged: report.untagged, deleted: report.deleted }))
+    }
+
+    async fn inspect(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::InspectResponse>, Status> {
+        let r = req.into_inner();
+        let images = self.manager.images.clone();
+        let json = blocking(move || Ok(images.inspect_json(&r.reference)?)).await?;
+        Ok(Response::new(pb::InspectResponse { json }))
+    }
+}

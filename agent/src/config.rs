@@ -1,0 +1,34 @@
+//! berthd's configuration: where its state lives and where the shim is.
+use std::path::PathBuf;
+
+use berth_shim::layout::Layout;
+
+/// Flags and environment of berthd, resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Persistent state (`/var/lib/berth`).
+    pub root: PathBuf,
+    /// Runtime state on tmpfs (`/run/berth`).
+    pub state: PathBuf,
+    /// The gRPC unix socket.
+    pub socket: PathBuf,
+    /// The `berth-shim` binary.
+    pub shim: PathBuf,
+}
+
+impl Config {
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.root, &self.state)
+    }
+
+    /// The shim beside the running berthd, else `berth-shim` from `PATH`.
+    pub fn default_shim() -> PathBuf {
+        if let Ok(exe) = std::env::current_exe() {
+            let beside = exe.with_file_name("berth-shim");
+            if beside.exists() {
+                return beside;
+            }
+        }
+        PathBuf::from("berth-shim")
+    }
+}

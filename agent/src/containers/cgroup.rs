@@ -1,0 +1,157 @@
+//! Container cgroups, berthd's business (DESIGN.md): `berth/<id>` is created
+//! before the start, the container init joins it itself (it writes `0` into
+//! the `cgroup.procs` files listed in the spec), and berthd removes it after
+//! the exit. v1 and v2 both go through `cgroups-rs`; the few files it has no
+//! reader for (`memory.events`, `memory.oom_control`) are read directly.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cgroups_rs::fs::hierarchies;
+use cgroups_rs::fs::Cgroup;
+
+use crate::error::{AgentError, Result};
+
+/// Which cgroup hierarchy this host has.
+#[derive(Clone, Debug)]
+pub struct CgroupDriver {
+    v2: bool,
+    /// Parent of every container cgroup, relative to each hierarchy's root.
+    parent: String,
+}
+
+impl Default for CgroupDriver {
+    fn default() -> Self {
+        Self::detect("berth")
+    }
+}
+
+impl CgroupDriver {
+    /// Detects the host's hierarchy; containers go under `parent`.
+    pub fn detect(parent: &str) -> Self {
+        Self { v2: hierarchies::is_cgroup2_unified_mode(), parent: parent.trim_matches('/').to_owned() }
+    }
+
+    /// "1" or "2".
+    pub fn version(&self) -> &'static str {
+        if self.v2 {
+            "2"
+        } else {
+            "1"
+        }
+    }
+
+    /// `berth/<id>`.
+    pub fn path_of(&self, id: &str) -> String {
+        format!("{}/{id}", self.parent)
+    }
+
+    fn load(&self, id: &str) -> Cgroup {
+        Cgroup::load(hierarchies::auto(), self.path_of(id))
+    }
+
+    fn err(&self, id: &str, e: impl std::fmt::Display) -> AgentError {
+        AgentError::Cgroup { path: self.path_of(id), message: e.to_string() }
+    }
+
+    /// Creates the container's cgroup and returns the `cgroup.procs` files
+    /// its init must join.
+    pub fn create(&self, id: &str) -> Result<Vec<PathBuf>> {
+        let cg = Cgroup::new(hierarchies::auto(), self.path_of(id)).map_err(|e| self.err(id, e))?;
+        Ok(self.procs_files(&cg, id))
+    }
+
+    fn procs_files(&self, cg: &Cgroup, id: &str) -> Vec<PathBuf> {
+        if cg.v2() {
+            return vec![PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.procs")];
+        }
+        let mut files: Vec<PathBuf> =
+            cg.subsystems().iter().map(|s| s.to_controller().path().join("cgroup.procs")).collect();
+        files.sort();
+        files.dedup();
+        files.retain(|f| f.parent().is_some_and(|d| d.exists()));
+        files
+    }
+
+    /// Process IDs still in the container's cgroup.
+    pub fn pids(&self, id: &str) -> Vec<u64> {
+        let cg = self.load(id);
+        if !cg.exists() {
+            return Vec::new();
+        }
+        let mut pids: Vec<u64> = cg.procs().into_iter().map(|p| p.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// SIGKILLs every process left in the cgroup and waits (bounded) until
+    /// none is left. Used when a shim is gone and its container is not.
+    pub async fn kill_all(&self, id: &str) {
+        for _ in 0..100 {
+            let pids = self.pids(id);
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!(cgroup = %self.path_of(id), "processes survive SIGKILL");
+    }
+
+    /// Whether the kernel's OOM killer killed anything in the cgroup.
+    pub fn oom_killed(&self, id: &str) -> bool {
+        let rel = self.path_of(id);
+        let (file, key) = if self.v2 {
+            (PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(&rel).join("memory.events"), "oom_kill")
+        } else {
+            let cg = self.load(id);
+            let Some(mem) = cg
+                .subsystems()
+                .iter()
+                .map(|s| s.to_controller().path().to_path_buf())
+                .find(|p| p.join("memory.oom_control").exists())
+            else {
+                return false;
+            };
+            (mem.join("memory.oom_control"), "oom_kill")
+        };
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| {
+                text.lines().find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+                })
+            })
+            .is_some_and(|n| n > 0)
+    }
+
+    /// Removes the cgroup; a missing one is fine.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let cg = self.load(id);
+        if !cg.exists() {
+            return Ok(());
+        }
+        // rmdir fails with EBUSY for a moment after the last process died.
+        let mut last = None;
+        for _ in 0..50 {
+            match cg.delete() {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            if !cg.exists() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(self.err(id, last.map(|e| e.to_string()).unwrap_or_default()))
+    }
+
+    /// Whether the cgroup directory exists (in any hierarchy).
+    pub fn exists(&self, id: &str) -> bool {
+        self.load(id).exists()
+    }
+}

@@ -1,0 +1,171 @@
+//! `create`: a record, a bundle directory with an empty writable layer, and
+//! no process. The process is made by `start`.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_shim::layout::{now_nanos, ContainerId};
+use sha2::{Digest, Sha256};
+
+use super::{names, ContainerRecord, Manager, ProcessConfig, State, Status};
+use crate::error::{AgentError, IoContext, Result};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the caller asks for; empty fields take the image's values.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    pub image: String,
+    pub name: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub user: String,
+    pub hostname: String,
+    pub auto_remove: bool,
+    pub labels: HashMap<String, String>,
+}
+
+impl Manager {
+    #[tracing::instrument(skip_all, fields(image = %opts.image))]
+    pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
+        let images = self.images.clone();
+        let reference = opts.image.clone();
+        let image = tokio::task::spawn_blocking(move || images.resolve(&reference))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
+
+        if !opts.name.is_empty() && !names::valid(opts.name.trim_start_matches('/')) {
+            return Err(AgentError::InvalidArgument(format!(
+                "Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                opts.name
+            )));
+        }
+
+        let id = new_id();
+        let cid = ContainerId::parse(&id).map_err(|e| AgentError::Internal(e.to_string()))?;
+        let cfg = image.config.config().clone().unwrap_or_default();
+
+        // Entrypoint and command, as Docker combines them: --entrypoint
+        // replaces the image's entrypoint and clears its CMD.
+        let mut args: Vec<String> = match &opts.entrypoint {
+            Some(e) if e.is_empty() => Vec::new(),
+            Some(e) => vec![e.clone()],
+            None => cfg.entrypoint().clone().unwrap_or_default(),
+        };
+        if !opts.cmd.is_empty() {
+            args.extend(opts.cmd.iter().cloned());
+        } else if opts.entrypoint.is_none() {
+            args.extend(cfg.cmd().clone().unwrap_or_default());
+        }
+        if args.is_empty() {
+            return Err(AgentError::InvalidArgument("no command specified".into()));
+        }
+
+        let mut env = cfg.env().clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_owned());
+        }
+        for kv in &opts.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            if key.is_empty() {
+                return Err(AgentError::InvalidArgument(format!("invalid environment variable: {kv}")));
+            }
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        let hostname = if opts.hostname.is_empty() { id[..12].to_owned() } else { opts.hostname.clone() };
+        env.retain(|e| !e.starts_with("HOSTNAME="));
+        env.push(format!("HOSTNAME={hostname}"));
+
+        let process = ProcessConfig {
+            args,
+            env,
+            cwd: first_non_empty(&opts.workdir, cfg.working_dir().as_deref().unwrap_or(""), "/"),
+            user: first_non_empty(&opts.user, cfg.user().as_deref().unwrap_or(""), ""),
+            hostname,
+            stop_signal: cfg.stop_signal().clone().unwrap_or_default(),
+        };
+        if !process.cwd.starts_with('/') {
+            return Err(AgentError::InvalidArgument(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                process.cwd
+            )));
+        }
+
+        let rec_for = |name: String| ContainerRecord {
+            id: id.clone(),
+            name,
+            image: opts.image.clone(),
+            image_id: image.id.clone(),
+            created: now_nanos(),
+            process: process.clone(),
+            labels: opts.labels.clone(),
+            auto_remove: opts.auto_remove,
+            state: State {
+                status: Status::Created,
+                pid: 0,
+                started_at: 0,
+                finished_at: 0,
+                exit_code: 0,
+                exit_signal: None,
+                oom_killed: false,
+                error: String::new(),
+            },
+        };
+
+        // The bundle directory first: a record never points at nothing.
+        let paths = self.layout.container(&cid);
+        for dir in [paths.dir().to_path_buf(), paths.upper(), paths.work(), paths.rootfs()] {
+            std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
+        }
+        // The log exists from the start, so a follower can open it before
+        // the container runs (the shim appends to it).
+        std::fs::File::create(paths.log_file()).context(|| "create container log".into())?;
+
+        let result = self.insert_named(rec_for, opts.name.trim_start_matches('/'));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(paths.dir());
+        }
+        result
+    }
+
+    /// Inserts the record under `name` (or a generated one), refusing a
+    /// name that is taken. Check and insert are one write transaction.
+    fn insert_named(&self, rec_for: impl Fn(String) -> ContainerRecord, name: &str) -> Result<ContainerRecord> {
+        let _guard = self.names_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let all = self.all_records()?;
+        let taken = |n: &str| all.iter().find(|r| r.name == n);
+        let name = if name.is_empty() {
+            let mut attempt = 0;
+            loop {
+                let n = names::generate(attempt);
+                if taken(&n).is_none() {
+                    break n;
+                }
+                attempt += 1;
+            }
+        } else if let Some(holder) = taken(name) {
+            return Err(AgentError::AlreadyExists(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                holder.id
+            )));
+        } else {
+            name.to_owned()
+        };
+        let rec = rec_for(name);
+        self.put_record(&rec)?;
+        Ok(rec)
+    }
+}
+
+fn first_non_empty(a: &str, b: &str, default: &str) -> String {
+    [a, b].into_iter().find(|s| !s.is_empty()).unwrap_or(default).to_owned()
+}
+
+/// 64 hex digits from 32 random bytes (hashed, so the ID never repeats the
+/// generator's raw output).
+fn new_id() -> String {
+    let seed: [u8; 32] = rand::random();
+    hex::encode(Sha256::digest(seed))
+}

@@ -1,0 +1,105 @@
+//! `ps`: listing with Docker's filters.
+use std::sync::Arc;
+
+use super::{ContainerRecord, Manager, Status};
+use crate::error::{AgentError, Result};
+
+/// Parsed `--filter` values; every kind given must match (values of one
+/// kind are alternatives, as in Docker).
+#[derive(Debug, Default)]
+pub struct Filters {
+    status: Vec<String>,
+    name: Vec<String>,
+    ancestor: Vec<String>,
+    id: Vec<String>,
+    label: Vec<String>,
+}
+
+impl Filters {
+    pub fn parse(items: &[String]) -> Result<Self> {
+        let mut f = Filters::default();
+        for item in items {
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                AgentError::InvalidArgument(format!("bad format of filter (expected name=value): {item}"))
+            })?;
+            match k {
+                "status" => {
+                    if !["created", "running", "paused", "exited", "restarting", "removing", "dead"].contains(&v) {
+                        return Err(AgentError::InvalidArgument(format!("invalid filter 'status={v}'")));
+                    }
+                    f.status.push(v.to_owned())
+                }
+                "name" => f.name.push(v.trim_start_matches('/').to_owned()),
+                "ancestor" => f.ancestor.push(v.to_owned()),
+                "id" => f.id.push(v.to_owned()),
+                "label" => f.label.push(v.to_owned()),
+                _ => return Err(AgentError::InvalidArgument(format!("invalid filter '{k}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn any_status(&self) -> bool {
+        !self.status.is_empty()
+    }
+}
+
+impl Manager {
+    pub async fn list(self: &Arc<Self>, all: bool, filters: &Filters) -> Result<Vec<ContainerRecord>> {
+        // Finalise exits the shims have persisted but the monitors have not
+        // recorded yet, so the listing is never stale.
+        for rec in self.all_records()? {
+            if rec.state.status.is_live() && self.paths(&rec).exit_file().exists() {
+                self.finalize_exit(&rec.id).await?;
+            }
+        }
+        let ancestors: Vec<String> = {
+            let mut ids = Vec::new();
+            for a in &filters.ancestor {
+                let images = self.images.clone();
+                let a = a.clone();
+                if let Ok(Ok(img)) = tokio::task::spawn_blocking(move || images.resolve(&a)).await {
+                    ids.push(img.id);
+                }
+            }
+            ids
+        };
+        let mut out: Vec<ContainerRecord> = self
+            .all_records()?
+            .into_iter()
+            .filter(|r| {
+                all || filters.any_status() || r.state.status == Status::Running || r.state.status == Status::Paused
+            })
+            .filter(|r| filters.status.is_empty() || filters.status.iter().any(|s| s == r.state.status.as_str()))
+            .filter(|r| filters.name.is_empty() || filters.name.iter().any(|n| r.name.contains(n.as_str())))
+            .filter(|r| filters.id.is_empty() || filters.id.iter().any(|i| r.id.starts_with(i.as_str())))
+            .filter(|r| {
+                filters.ancestor.is_empty()
+                    || ancestors.contains(&r.image_id)
+                    || filters.ancestor.iter().any(|a| a == &r.image)
+            })
+            .filter(|r| {
+                filters.label.iter().all(|l| match l.split_once('=') {
+                    Some((k, v)) => r.labels.get(k).is_some_and(|x| x == v),
+                    None => r.labels.contains_key(l),
+                })
+            })
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_errors() {
+        let bad = |s: &str| Filters::parse(&[s.to_owned()]).unwrap_err().to_string();
+        assert_eq!(bad("status"), "bad format of filter (expected name=value): status");
+        assert_eq!(bad("status=sleepy"), "invalid filter 'status=sleepy'");
+        assert_eq!(bad("colour=red"), "invalid filter 'colour'");
+        assert!(Filters::parse(&["status=exited".into(), "name=web".into()]).is_ok());
+    }
+}

@@ -1,0 +1,127 @@
+//! Learning about exits. One task per running container holds a `wait` call
+//! on its shim; when it returns (or the shim vanishes), `finalize_exit`
+//! records the exit from `exit.json`, or as unknown (255) when the shim died
+//! without writing one, and cleans what the container held on the host.
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_shim::layout::{now_nanos, ExitStatus};
+
+use super::shim_client::{self, ShimCallError};
+use super::{ContainerRecord, ExitEvent, Manager};
+use crate::error::Result;
+
+/// Exit code recorded when the real one cannot be known (Docker's choice).
+pub const UNKNOWN_EXIT: i32 = 255;
+
+impl Manager {
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, rec: &ContainerRecord) {
+        let this = self.clone();
+        let id = rec.id.clone();
+        let paths = self.paths(rec);
+        tokio::spawn(async move {
+            loop {
+                match shim_client::wait(&paths.shim_socket()).await {
+                    Ok(_) | Err(ShimCallError::Gone(_)) | Err(ShimCallError::Closed) => break,
+                    // A reset while the shim exits: its exit.json says so.
+                    Err(_) if paths.exit_file().exists() => break,
+                    Err(e) => {
+                        tracing::debug!(id = %&id[..12], error = %e, "shim wait interrupted, retrying");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            if let Err(e) = this.finalize_exit(&id).await {
+                tracing::error!(id = %&id[..12], error = %e, "record container exit");
+            }
+        });
+    }
+
+    /// Records the exit of a container the database believes live. Safe to
+    /// call more than once: only the first call changes anything.
+    pub(crate) async fn finalize_exit(self: &Arc<Self>, id: &str) -> Result<()> {
+        let lock = self.lock_for(id);
+        let guard = lock.lock().await;
+        let Some(mut rec) = self.get_record(id)? else { return Ok(()) };
+        if !rec.state.status.is_live() {
+            return Ok(());
+        }
+        let paths = self.paths(&rec);
+        let mut exit = ExitStatus::read(&paths.exit_file()).ok().flatten();
+        if exit.is_none() {
+            // The shim may be alive but between answering and writing:
+            // trust only a shim that does not answer at all.
+            if shim_client::state(&paths.shim_socket()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                exit = ExitStatus::read(&paths.exit_file()).ok().flatten();
+                if exit.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        // Whatever is left of the container goes: processes first (a
+        // killed shim leaves its container running), then the cgroup.
+        self.cgroups.kill_all(id).await;
+        let oom = self.cgroups.oom_killed(id);
+        if let Err(e) = self.cgroups.remove(id) {
+            tracing::warn!(id = %&id[..12], error = %e, "remove cgroup");
+        }
+        let _ = std::fs::remove_dir_all(paths.state_dir());
+
+        match exit {
+            Some(st) => {
+                rec.state.exit_code = st.code;
+                rec.state.exit_signal = st.signal;
+                rec.state.finished_at = st.finished_at;
+                rec.state.oom_killed = st.oom_killed || oom;
+                rec.state.error.clear();
+            }
+            None => {
+                rec.state.exit_code = UNKNOWN_EXIT;
+                rec.state.exit_signal = None;
+                rec.state.finished_at = now_nanos();
+                rec.state.oom_killed = oom;
+                rec.state.error = "container's shim exited without recording an exit status".into();
+            }
+        }
+        rec.state.status = super::Status::Exited;
+        rec.state.pid = 0;
+        self.put_record(&rec)?;
+        tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");
+        let ev = ExitEvent { id: id.to_owned(), exit_code: rec.state.exit_code, error: rec.state.error.clone() };
+        drop(guard);
+        if rec.auto_remove {
+            self.remember_removed_exit(ev.clone());
+            if let Err(e) = Box::pin(self.remove(id, false)).await {
+                tracing::warn!(id = %&id[..12], error = %e, "auto-remove");
+            }
+        }
+        let _ = self.exits.send(ev);
+        Ok(())
+    }
+
+    /// Waits until the container has exited and returns its code and error.
+    pub async fn wait(self: &Arc<Self>, key: &str) -> Result<ExitEvent> {
+        let mut rx = self.exits.subscribe();
+        let rec = match self.refresh(key).await {
+            Ok(r) => r,
+            Err(e) => return self.removed_exit(key).ok_or(e),
+        };
+        let id = rec.id.clone();
+        let mut status = rec.state.status;
+        loop {
+            if !status.is_live() && status != super::Status::Created {
+                let rec = self.lookup(&id)?;
+                return Ok(ExitEvent { id, exit_code: rec.state.exit_code, error: rec.state.error });
+            }
+            match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                Ok(Ok(ev)) if ev.id == id => return Ok(ev),
+                _ => {}
+            }
+            match self.refresh(&id).await {
+                Ok(r) => status = r.state.status,
+                Err(e) => return self.removed_exit(&id).ok_or(e),
+            }
+        }
+    }
+}

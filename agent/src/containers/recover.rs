@@ -1,0 +1,54 @@
+//! Recovery at berthd's start (DESIGN.md "Recovery"): every container the
+//! database believes live is checked against its shim. A live shim gets a
+//! new monitor; a gone one is finalised from its `exit.json`, or as unknown
+//! (255) with its leftovers (processes, cgroup, state) cleaned. Directories
+//! of containers the database does not know are removed.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::shim_client;
+use super::Manager;
+use crate::error::Result;
+
+impl Manager {
+    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        let records = self.all_records()?;
+        let known: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
+        for rec in records {
+            if !rec.state.status.is_live() {
+                continue;
+            }
+            let paths = self.paths(&rec);
+            match shim_client::state(&paths.shim_socket()).await {
+                Ok(resp) if resp.state.as_ref().is_some_and(|s| s.running) => {
+                    tracing::info!(id = rec.short_id(), "container still running, re-attached");
+                    self.spawn_monitor(&rec);
+                }
+                Ok(_) => {
+                    // Exited while berthd was away; the shim lingers until
+                    // it has told someone. Record and let it go.
+                    self.finalize_exit(&rec.id).await?;
+                    let _ = shim_client::shutdown(&paths.shim_socket()).await;
+                }
+                Err(e) => {
+                    tracing::info!(id = rec.short_id(), error = %e, "shim gone");
+                    self.finalize_exit(&rec.id).await?;
+                }
+            }
+        }
+        // Orphans: a container directory or state directory with no record
+        // (a crash between the record's removal and the directory's).
+        for dir in [self.layout.containers_dir(), self.layout.state().to_path_buf()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if berth_shim::layout::ContainerId::parse(&name).is_ok() && !known.contains(&name) {
+                    tracing::info!(id = %&name[..12], "removing orphan directory");
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    let _ = self.cgroups.remove(&name);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! `rm`: the record goes first (durably), then the directories, so a crash
+//! in between leaves only an orphan directory that recovery removes.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Manager;
+use crate::error::{AgentError, Result};
+
+impl Manager {
+    #[tracing::instrument(skip_all, fields(id = %key))]
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<String> {
+        let rec = self.refresh(key).await?;
+        if !rec.state.status.can_remove() {
+            if !force {
+                return Err(AgentError::FailedPrecondition(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let _ = self.kill(&rec.id, "KILL").await;
+            if !self.wait_exit(&rec.id, Duration::from_secs(10)).await {
+                return Err(AgentError::Internal(format!("container {} did not die after SIGKILL", rec.name)));
+            }
+        }
+        let lock = self.lock_for(&rec.id);
+        let _held = lock.lock().await;
+        let Some(rec) = self.get_record(&rec.id)? else {
+            // Removed meanwhile (auto-remove): nothing left to do.
+            return Ok(rec.id);
+        };
+        if !rec.state.status.can_remove() {
+            return Err(AgentError::FailedPrecondition(format!("container {} is running", rec.name)));
+        }
+        let paths = self.paths(&rec);
+        self.delete_record(&rec.id)?;
+        let _ = self.cgroups.remove(&rec.id);
+        let _ = std::fs::remove_dir_all(paths.state_dir());
+        let dir = paths.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?
+            .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+            .map_err(|source| AgentError::Io { context: "remove container directory".into(), source })?;
+        self.forget_lock(&rec.id);
+        tracing::info!(id = rec.short_id(), "container removed");
+        Ok(rec.id)
+    }
+}

@@ -1,0 +1,90 @@
+//! `start`: cgroup, runtime spec, then the shim, which creates the
+//! container and returns once its process has exec'd (or failed to).
+use std::process::Stdio;
+use std::sync::Arc;
+
+use berth_shim::layout::{atomic_write, now_nanos};
+
+use super::spec::{self, SpecInputs};
+use super::{ContainerRecord, Manager, Status};
+use crate::error::{AgentError, IoContext, Result};
+
+impl Manager {
+    #[tracing::instrument(skip_all, fields(id = %key))]
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<ContainerRecord> {
+        let rec = self.refresh(key).await?;
+        let lock = self.lock_for(&rec.id);
+        let _held = lock.lock().await;
+        let mut rec = self.lookup(&rec.id)?;
+        if !rec.state.status.can_start() {
+            return Err(AgentError::FailedPrecondition(format!("container {} is already running", rec.name)));
+        }
+        let paths = self.paths(&rec);
+
+        let images = self.images.clone();
+        let image_id = rec.image_id.clone();
+        let lower = tokio::task::spawn_blocking(move || {
+            let image = images.resolve(&image_id)?;
+            images.rootfs_layers(&image)
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
+
+        // A restart keeps the writable layer and the log, not the old exit.
+        let _ = std::fs::remove_file(paths.exit_file());
+        std::fs::create_dir_all(paths.state_dir()).context(|| format!("create {}", paths.state_dir().display()))?;
+
+        let procs = self.cgroups.create(&rec.id)?;
+        let cgroup_path = self.cgroups.path_of(&rec.id);
+        let upper = paths.upper();
+        let work = paths.work();
+        let spec = spec::build(
+            &rec,
+            &SpecInputs { lower: &lower, upper: &upper, work: &work, cgroup_path: &cgroup_path, cgroup_procs: &procs },
+        )?;
+        let bytes = serde_json::to_vec_pretty(&spec)?;
+        atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
+
+        let out = tokio::process::Command::new(&self.shim)
+            .arg("start")
+            .arg("--id")
+            .arg(&rec.id)
+            .arg("--bundle")
+            .arg(paths.dir())
+            .arg("--state")
+            .arg(paths.state_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .context(|| format!("run {}", self.shim.display()))?;
+
+        if !out.status.success() {
+            let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            let message = if message.is_empty() { format!("shim exited with {}", out.status) } else { message };
+            // Nothing runs: undo the cgroup, keep the record as created
+            // with the error, as Docker does.
+            self.cgroups.kill_all(&rec.id).await;
+            let _ = self.cgroups.remove(&rec.id);
+            let _ = std::fs::remove_dir_all(paths.state_dir());
+            rec.state.error = message.clone();
+            rec.state.exit_code = out.status.code().unwrap_or(1);
+            self.put_record(&rec)?;
+            return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message });
+        }
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        rec.state.status = Status::Running;
+        rec.state.pid = pid;
+        rec.state.started_at = now_nanos();
+        rec.state.finished_at = 0;
+        rec.state.exit_code = 0;
+        rec.state.exit_signal = None;
+        rec.state.oom_killed = false;
+        rec.state.error.clear();
+        self.put_record(&rec)?;
+        tracing::info!(pid, "container started");
+        self.spawn_monitor(&rec);
+        Ok(rec)
+    }
+}

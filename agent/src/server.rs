@@ -1,0 +1,77 @@
+//! berthd's life: open the state, recover containers, serve gRPC on the
+//! unix socket until SIGTERM or SIGINT. Stopping berthd stops no container.
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use berth_proto::v1::{containers_server::ContainersServer, images_server::ImagesServer, system_server::SystemServer};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::api::{ContainersApi, ImagesApi, SystemApi};
+use crate::config::Config;
+use crate::containers::{CgroupDriver, Manager};
+use crate::error::{AgentError, IoContext, Result};
+use crate::images::ImageService;
+
+/// Opens everything berthd owns and recovers the containers.
+pub async fn open(config: &Config) -> Result<Arc<Manager>> {
+    let layout = config.layout();
+    std::fs::create_dir_all(layout.root()).context(|| format!("create {}", layout.root().display()))?;
+    std::fs::create_dir_all(layout.state()).context(|| format!("create {}", layout.state().display()))?;
+    let db = redb::Database::create(layout.meta_db()).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            AgentError::FailedPrecondition(format!("{} is in use by another berthd", layout.meta_db().display()))
+        }
+        e => AgentError::Db(e.to_string()),
+    })?;
+    let db = Arc::new(db);
+    let images = {
+        let layout = layout.clone();
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || ImageService::open(layout, db))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??
+    };
+    let manager = Manager::new(layout, db, Arc::new(images), config.shim.clone(), CgroupDriver::default())?;
+    manager.recover().await?;
+    Ok(manager)
+}
+
+/// Serves until a stop signal.
+pub async fn run(config: Config) -> Result<()> {
+    let manager = open(&config).await?;
+
+    let socket = &config.socket;
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
+    }
+    if tokio::net::UnixStream::connect(socket).await.is_ok() {
+        return Err(AgentError::FailedPrecondition(format!("{} is served by another berthd", socket.display())));
+    }
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).context(|| format!("listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .context(|| format!("chmod {}", socket.display()))?;
+    tracing::info!(socket = %socket.display(), root = %config.root.display(), "berthd serving");
+
+    let mut term = signal(SignalKind::terminate()).context(|| "install SIGTERM handler".into())?;
+    let mut int = signal(SignalKind::interrupt()).context(|| "install SIGINT handler".into())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping; containers keep running");
+    };
+
+    tonic::transport::Server::builder()
+        .add_service(SystemServer::new(SystemApi { manager: manager.clone() }))
+        .add_service(ImagesServer::new(ImagesApi { manager: manager.clone() }))
+        .add_service(ContainersServer::new(ContainersApi { manager }))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| AgentError::Internal(format!("grpc server: {e}")))?;
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}

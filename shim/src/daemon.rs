@@ -1,0 +1,279 @@
+//! `berth-shim start`: the foreground process berthd waits for, and the
+//! daemon it leaves behind.
+//!
+//! ```text
+//! foreground ──fork──▶ intermediate (setsid) ──fork──▶ daemon ──clone──▶ container init
+//!    │ waits for the         exits at once              │ subreaper, stdio to /dev/null and
+//!    │ intermediate, reads                              │ shim.log; creates the container,
+//!    │ the report pipe                                  │ writes shim.pid, binds shim.sock,
+//!    ▼ to EOF                                           ▼ reports, then serves
+//!  prints the init's pid (exit 0) or one error line (exit 127/126/1)
+//! ```
+//!
+//! The foreground exits only once the outcome is known, and the daemon
+//! keeps none of the foreground's descriptors (berthd reads its stdout and
+//! stderr to EOF). Every descriptor inherited from berthd is closed first
+//! thing. The process stays single-threaded until the container exists
+//! (see [`crate::init`]); only then does [`crate::service`] start a tokio
+//! runtime.
+#![allow(unsafe_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::ForkResult;
+
+use crate::cli::StartConfig;
+use crate::diag;
+use crate::error::ShimError;
+use crate::init::{self, Stdio};
+use crate::layout::{atomic_write, ContainerPaths};
+use crate::service::{self, Running};
+use crate::spec;
+
+/// Runs `berth-shim start`; returns the foreground's exit code.
+pub fn run(config: StartConfig) -> i32 {
+    // Nothing berthd's process had open belongs to a container.
+    if let Err(e) = init::close_fds_except(&[]) {
+        eprintln!("close inherited fds: {e}");
+        return 1;
+    }
+    let paths = ContainerPaths::from_dirs(&config.bundle, &config.state);
+    if let Err(e) = fs::create_dir_all(paths.state_dir()) {
+        eprintln!("{}", ShimError::sys(format!("create {}", paths.state_dir().display()), e));
+        return 1;
+    }
+    let (report_r, report_w) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", ShimError::sys("pipe", e));
+            return 1;
+        }
+    };
+    // SAFETY: the shim is single-threaded here (no runtime, no thread was
+    // started), so the child's copy of the process is consistent.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("{}", ShimError::sys("fork", e));
+            1
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(report_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            foreground(report_r, &paths)
+        }
+        Ok(ForkResult::Child) => {
+            drop(report_r);
+            detach(&config, &paths, report_w)
+        }
+    }
+}
+
+/// Reads the daemon's report to EOF and turns it into output and a code.
+fn foreground(report: OwnedFd, paths: &ContainerPaths) -> i32 {
+    let mut text = String::new();
+    let _ = File::from(report).read_to_string(&mut text);
+    match Report::decode(&text) {
+        Some(Report::Started(pid)) => {
+            println!("{pid}");
+            0
+        }
+        Some(Report::Failed(code, message)) => {
+            eprintln!("{message}");
+            code
+        }
+        None => {
+            eprintln!("berth-shim exited without a report (see {})", paths.shim_log().display());
+            1
+        }
+    }
+}
+
+/// The intermediate process: a new session, then the daemon, then exit so
+/// the daemon is re-parented away from berthd.
+fn detach(config: &StartConfig, paths: &ContainerPaths, report: OwnedFd) -> ! {
+    let _ = nix::unistd::setsid();
+    // SAFETY: still single-threaded.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => daemon(config, paths, report),
+        Ok(ForkResult::Parent { .. }) => init::exit_now(0),
+        Err(e) => {
+            send_report(&report, &Report::failed(&ShimError::sys("fork", e)));
+            init::exit_now(1)
+        }
+    }
+}
+
+fn daemon(config: &StartConfig, paths: &ContainerPaths, report: OwnedFd) -> ! {
+    redirect_stdio(paths);
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    let _ = nix::unistd::chdir("/");
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        diag!("set child subreaper: {e}");
+    }
+    diag!("starting container {}", config.id);
+    match start(paths) {
+        Ok(running) => {
+            let pid = running.pid;
+            send_report(&report, &Report::Started(pid.as_raw()));
+            drop(report);
+            diag!("container {} running as pid {pid}", config.id.short());
+            // The spec and the set-up code's heap are no longer needed: give
+            // the pages back, this process lives as long as the container.
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe { libc::malloc_trim(0) };
+            std::process::exit(service::serve(running, paths))
+        }
+        Err(e) => {
+            diag!("start failed: {e}");
+            remove_state_files(paths);
+            send_report(&report, &Report::failed(&e));
+            std::process::exit(e.exit_code())
+        }
+    }
+}
+
+/// Creates the container: on success its init has exec'd, `shim.sock` is
+/// bound and `shim.pid` written; on failure nothing is left running.
+fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
+    let plan = {
+        let spec = spec::load(paths)?;
+        spec::plan(&spec, paths)?
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(paths.log_file())
+        .map_err(|e| ShimError::sys(format!("open {}", paths.log_file().display()), e))?;
+    let listener = bind(paths)?;
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ShimError::sys("pipe", e));
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let stdin = File::open("/dev/null").map_err(|e| ShimError::sys("open /dev/null", e))?;
+    let stdio = Stdio { stdin: stdin.into(), stdout: stdout_w, stderr: stderr_w };
+    let pid = init::spawn(&plan, &stdio)?;
+    // Only the container holds the write ends now: EOF once it is gone.
+    drop(stdio);
+    let running = Running { pid, stdout: stdout_r, stderr: stderr_r, listener, log, cgroup_procs: plan.cgroup_procs };
+    if let Err(e) = atomic_write(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(ShimError::sys(format!("write {}", paths.shim_pid().display()), e));
+    }
+    Ok(running)
+}
+
+/// Binds `shim.sock` (mode 0600: only root may talk to the shim). A stale
+/// socket from a dead shim is replaced.
+fn bind(paths: &ContainerPaths) -> Result<UnixListener, ShimError> {
+    let path = paths.shim_socket();
+    let err = |e| ShimError::sys(format!("bind {}", path.display()), e);
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(&path).map_err(err)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Removes `shim.sock` and `shim.pid`: once they are gone berthd knows to
+/// read `exit.json` instead.
+pub(crate) fn remove_state_files(paths: &ContainerPaths) {
+    for path in [paths.shim_socket(), paths.shim_pid()] {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => diag!("remove {}: {e}", path.display()),
+        }
+    }
+}
+
+/// stdin and stdout to /dev/null, stderr to `shim.log` (so diagnostics and
+/// a panic message land there): the foreground's pipes are let go.
+fn redirect_stdio(paths: &ContainerPaths) {
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null");
+    let log = OpenOptions::new().create(true).append(true).mode(0o640).open(paths.shim_log());
+    if let Ok(null) = &null {
+        let _ = nix::unistd::dup2_stdin(null);
+        let _ = nix::unistd::dup2_stdout(null);
+    }
+    match (&log, &null) {
+        (Ok(log), _) => {
+            let _ = nix::unistd::dup2_stderr(log);
+        }
+        (Err(_), Ok(null)) => {
+            let _ = nix::unistd::dup2_stderr(null);
+        }
+        _ => {}
+    }
+}
+
+/// The daemon's one message to the foreground.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Report {
+    /// The init's host pid.
+    Started(i32),
+    /// Exit code and the one line to print.
+    Failed(i32, String),
+}
+
+impl Report {
+    fn failed(e: &ShimError) -> Self {
+        Self::Failed(e.exit_code(), e.to_string().replace('\n', " "))
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            Self::Started(pid) => format!("ok {pid}\n"),
+            Self::Failed(code, message) => format!("err {code} {message}\n"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let line = text.strip_suffix('\n')?;
+        if let Some(pid) = line.strip_prefix("ok ") {
+            return pid.parse().ok().map(Self::Started);
+        }
+        let (code, message) = line.strip_prefix("err ")?.split_once(' ')?;
+        Some(Self::Failed(code.parse().ok()?, message.to_owned()))
+    }
+}
+
+fn send_report(fd: &OwnedFd, report: &Report) {
+    let text = report.encode();
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        match nix::unistd::write(fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_round_trip() {
+        for r in [
+            Report::Started(4242),
+            Report::Failed(127, "exec: \"x\": executable file not found in $PATH".into()),
+            Report::Failed(1, "".into()),
+        ] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+        assert_eq!(Report::decode(""), None);
+        assert_eq!(Report::decode("ok 12"), None);
+        assert_eq!(Report::decode("err x y\n"), None);
+    }
+}

@@ -1,0 +1,400 @@
+//! The container's init: cloned by the shim into its new namespaces, it
+//! joins its cgroups, builds its filesystem, becomes its user and execs the
+//! container's process. It reports any failure before the exec on a
+//! close-on-exec pipe: one byte of exit code then the message; EOF with
+//! nothing means the `execve` succeeded.
+//!
+//! Fork safety: the shim is single-threaded when it clones (no tokio
+//! runtime or other thread exists yet, see [`crate::daemon`]), so no lock
+//! can be held by a thread that does not exist in the child, and the init
+//! may allocate, format and read files. What can be prepared is prepared
+//! before the clone anyway ([`crate::spec::Plan`]: C strings, flags, opened
+//! namespace files), so the init stays short. The init never returns into
+//! the shim's code: it execs or `_exit`s, and a panic is caught and
+//! reported like an error, so no shim destructor ever runs twice.
+//!
+//! fd hygiene: after the stdio is in place and the namespaces given by path
+//! are joined, the init closes every descriptor but 0, 1, 2 and the report
+//! pipe (which is close-on-exec), before it touches the container's files:
+//! no shim descriptor can reach the container (runc's CVE-2024-21626 was a
+//! leaked fd used as the working directory).
+#![allow(unsafe_code)]
+
+use std::convert::Infallible;
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use caps::CapSet;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::error::{os_msg, ShimError};
+use crate::namespaces;
+use crate::rootfs;
+use crate::spec::{CapsPlan, Plan, ProcessPlan};
+use crate::user::ExecUser;
+
+/// The init's stdio: `/dev/null` and the write ends of the two log pipes.
+#[derive(Debug)]
+pub struct Stdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// A failure in the init before its exec: the exit code of `berth-shim
+/// start` (1, 126 or 127) and the one line a person sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl InitError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// A failed system call: `what: strerror`, exit code 1.
+    pub fn sys(what: impl fmt::Display, e: impl Into<io::Error>) -> Self {
+        Self::new(1, format!("{what}: {}", os_msg(&e.into())))
+    }
+
+    /// Docker's `exec: "NAME": why`.
+    fn exec(code: u8, arg0: &str, why: &str) -> Self {
+        Self::new(code, format!("exec: {arg0:?}: {why}"))
+    }
+}
+
+/// Clones the init and waits until it has exec'd the container's process
+/// (`Ok(pid)`, the host pid) or failed (`Err`, the init already reaped).
+pub fn spawn(plan: &Plan, stdio: &Stdio) -> Result<Pid, ShimError> {
+    let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ShimError::sys("pipe", e))?;
+    // setns(CLONE_NEWPID) only moves the shim's future children: enter the
+    // given pid namespace for the clone, then come back.
+    let own_pid_ns = match &plan.namespaces.join_pid {
+        Some(fd) => {
+            let own = File::open("/proc/self/ns/pid").map_err(|e| ShimError::sys("open /proc/self/ns/pid", e))?;
+            nix::sched::setns(fd, CloneFlags::CLONE_NEWPID).map_err(|e| ShimError::sys("join pid namespace", e))?;
+            Some(own)
+        }
+        None => None,
+    };
+    let flags = plan.namespaces.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2)
+    // with namespace flags: the child gets a copy of this address space and
+    // returns here with 0. The shim is single-threaded (module doc), so the
+    // copy holds no lock owned by another thread; the child never returns
+    // from `child`.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if ret == 0 {
+        child(plan, stdio, report_w);
+    }
+    let clone_error = io::Error::last_os_error();
+    if let Some(own) = own_pid_ns {
+        if let Err(e) = nix::sched::setns(own, CloneFlags::CLONE_NEWPID) {
+            crate::diag!("return to own pid namespace: {e}");
+        }
+    }
+    if ret < 0 {
+        return Err(ShimError::sys("clone", clone_error));
+    }
+    drop(report_w);
+    let pid = Pid::from_raw(ret as i32);
+    let mut report = Vec::new();
+    let read = File::from(report_r).read_to_end(&mut report);
+    if read.is_ok() && report.is_empty() {
+        return Ok(pid);
+    }
+    if read.is_err() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = nix::sys::wait::waitpid(pid, None);
+    Err(match report.split_first() {
+        Some((code, message)) => {
+            ShimError::Init { code: i32::from(*code), message: String::from_utf8_lossy(message).into_owned() }
+        }
+        None => ShimError::sys("read the init's report", read.err().unwrap_or_else(|| io::Error::other("empty"))),
+    })
+}
+
+/// The child side of the clone: never returns.
+fn child(plan: &Plan, stdio: &Stdio, report: OwnedFd) -> ! {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup_and_exec(plan, stdio, report.as_raw_fd())));
+    let err = match outcome {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_) => InitError::new(1, "the container's init panicked"),
+    };
+    let message = err.message.as_bytes();
+    // One write below PIPE_BUF is atomic.
+    let mut buf = Vec::with_capacity(1 + message.len().min(4000));
+    buf.push(err.code);
+    buf.extend_from_slice(&message[..message.len().min(4000)]);
+    let _ = nix::unistd::write(&report, &buf);
+    exit_now(i32::from(err.code))
+}
+
+/// `_exit(2)`: ends a forked process without running the parent's atexit
+/// handlers or flushing buffers that belong to the parent.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust-managed memory.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallible, InitError> {
+    // Mount points and device nodes get exactly the modes asked for; the
+    // process's own umask is set just before the exec.
+    nix::sys::stat::umask(Mode::empty());
+    // Its own session: signals to the shim's group never reach it.
+    nix::unistd::setsid().map_err(|e| InitError::sys("setsid", e))?;
+    nix::unistd::dup2_stdin(&stdio.stdin).map_err(|e| InitError::sys("dup2 stdin", e))?;
+    nix::unistd::dup2_stdout(&stdio.stdout).map_err(|e| InitError::sys("dup2 stdout", e))?;
+    nix::unistd::dup2_stderr(&stdio.stderr).map_err(|e| InitError::sys("dup2 stderr", e))?;
+    namespaces::join(&plan.namespaces)?;
+    close_fds_except(&[report]).map_err(|e| InitError::sys("close inherited fds", e))?;
+    // cgroup.procs takes "0" as "the writer" (cgroups(7)); joining before
+    // the unshare roots the new cgroup namespace at the container's cgroup.
+    for procs in &plan.cgroup_procs {
+        fs::write(procs, "0").map_err(|e| InitError::sys(format!("join cgroup {}", procs.display()), e))?;
+    }
+    namespaces::unshare_cgroup(&plan.namespaces)?;
+    rootfs::enter(&plan.rootfs)?;
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name).map_err(|e| InitError::sys("sethostname", e))?;
+    }
+    if plan.namespaces.new_net() {
+        namespaces::loopback_up()?;
+    }
+    for (path, value) in &plan.sysctl {
+        fs::write(path, value).map_err(|e| InitError::sys(format!("write {}", path.display()), e))?;
+    }
+    rootfs::protect(&plan.rootfs)?;
+    exec_process(&plan.process)
+}
+
+fn exec_process(p: &ProcessPlan) -> Result<Infallible, InitError> {
+    for (resource, soft, hard) in &p.rlimits {
+        match nix::sys::resource::setrlimit(*resource, *soft, *hard) {
+            // Raising a hard limit needs CAP_SYS_RESOURCE, which a root
+            // without it (some hosts) lacks: keep the current limit.
+            Ok(()) | Err(Errno::EPERM) => {}
+            Err(e) => return Err(InitError::sys(format!("setrlimit {resource:?}"), e)),
+        }
+    }
+    if let Some(adj) = p.oom_score_adj {
+        match fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            Ok(()) => {}
+            // Lowering it needs CAP_SYS_RESOURCE too.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {}
+            Err(e) => return Err(InitError::sys("write oom_score_adj", e)),
+        }
+    }
+    enter_cwd(&p.cwd)?;
+    let passwd = read_small(Path::new("/etc/passwd"));
+    let group = read_small(Path::new("/etc/group"));
+    let user = p.user.resolve(passwd.as_deref(), group.as_deref()).map_err(|e| InitError::new(126, e.to_string()))?;
+    let mut env = p.env.clone();
+    if !p.env_has_home {
+        if let Ok(home) = CString::new(format!("HOME={}", user.home)) {
+            env.push(home);
+        }
+    }
+    if user.uid != 0 {
+        // So that the user can reopen /dev/stdout (/proc/self/fd/1): the
+        // pipes are the shim's, mode 0600.
+        for fd in [io::stdout().as_fd(), io::stderr().as_fd()] {
+            let _ = nix::unistd::fchown(fd, Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)));
+        }
+    }
+    switch_user(&user, p.capabilities.as_ref())?;
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| InitError::sys("set no_new_privs", e))?;
+    }
+    let path = lookup(&p.arg0, &p.path)?;
+    let exe = Path::new(OsStr::from_bytes(path.as_bytes()));
+    if let (Some((dev, ino)), Ok(m)) = (p.shim_exe, fs::metadata(exe)) {
+        if (m.dev(), m.ino()) == (dev, ino) {
+            return Err(InitError::exec(126, &p.arg0, "refusing to run the container runtime"));
+        }
+    }
+    nix::sys::stat::umask(Mode::from_bits_truncate(p.umask as libc::mode_t));
+    reset_signals();
+    let e = match nix::unistd::execve(&path, &p.args, &env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    Err(match e {
+        // The file exists (lookup saw it): its interpreter does not.
+        Errno::ENOENT => InitError::exec(127, &p.arg0, "no such file or directory"),
+        Errno::EACCES => InitError::exec(126, &p.arg0, "permission denied"),
+        Errno::EPERM => InitError::exec(126, &p.arg0, "operation not permitted"),
+        e => InitError::exec(1, &p.arg0, &e.desc().to_lowercase()),
+    })
+}
+
+/// `process.cwd`, created if missing (as Docker does).
+fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
+    fs::create_dir_all(cwd).map_err(|e| InitError::sys(format!("create working directory {}", cwd.display()), e))?;
+    nix::unistd::chdir(cwd).map_err(|e| InitError::sys(format!("chdir to {}", cwd.display()), e))?;
+    // A working directory outside the container's root (a leaked fd,
+    // CVE-2024-21626) has no path: getcwd(3) fails or is not absolute.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(InitError::new(1, format!("working directory {} is outside the container", cwd.display()))),
+    }
+}
+
+/// A small text file of the container (passwd, group), `None` if missing.
+fn read_small(path: &Path) -> Option<String> {
+    let file = File::open(path).ok()?;
+    let mut text = String::new();
+    file.take(4 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Bounding set, then groups/gid/uid (keeping the permitted set across the
+/// uid change, capabilities(7) "PR_SET_KEEPCAPS"), then the spec's
+/// inheritable, permitted, effective and ambient sets.
+fn switch_user(user: &ExecUser, caps: Option<&CapsPlan>) -> Result<(), InitError> {
+    let caps_err = |what: &'static str| move |e: caps::errors::CapsError| InitError::new(1, format!("{what}: {e}"));
+    if let Some(c) = caps {
+        let bounding = caps::read(None, CapSet::Bounding).map_err(caps_err("read bounding set"))?;
+        for cap in bounding.difference(&c.bounding) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(caps_err("drop bounding capability"))?;
+        }
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| InitError::sys("set keepcaps", e))?;
+    }
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(|e| InitError::sys("setgroups", e))?;
+    let gid = Gid::from_raw(user.gid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| InitError::sys("setgid", e))?;
+    let uid = Uid::from_raw(user.uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| InitError::sys("setuid", e))?;
+    let Some(c) = caps else { return Ok(()) };
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| InitError::sys("clear keepcaps", e))?;
+    caps::set(None, CapSet::Inheritable, &c.inheritable).map_err(caps_err("set inheritable capabilities"))?;
+    // capset(2) wants effective within permitted at every step.
+    let effective = caps::read(None, CapSet::Effective).map_err(caps_err("read capabilities"))?;
+    let within = effective.intersection(&c.permitted).copied().collect();
+    caps::set(None, CapSet::Effective, &within).map_err(caps_err("set effective capabilities"))?;
+    caps::set(None, CapSet::Permitted, &c.permitted).map_err(caps_err("set permitted capabilities"))?;
+    caps::set(None, CapSet::Effective, &c.effective).map_err(caps_err("set effective capabilities"))?;
+    if !c.ambient.is_empty() {
+        caps::set(None, CapSet::Ambient, &c.ambient).map_err(caps_err("set ambient capabilities"))?;
+    }
+    Ok(())
+}
+
+/// Resolves `args[0]` as `execvp` would, in the container's filesystem:
+/// a name without `/` is searched in `PATH` for an executable regular file.
+fn lookup(arg0: &str, path: &str) -> Result<CString, InitError> {
+    let not_found = || InitError::exec(127, arg0, "executable file not found in $PATH");
+    let c_string = |s: &str| CString::new(s).map_err(|_| not_found());
+    if arg0.contains('/') {
+        return match fs::metadata(arg0) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(InitError::exec(127, arg0, "no such file or directory"))
+            }
+            Ok(m) if m.is_dir() => Err(InitError::exec(126, arg0, "is a directory")),
+            _ => c_string(arg0),
+        };
+    }
+    let mut denied = false;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = format!("{dir}/{arg0}");
+        match fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return c_string(&candidate),
+            Ok(m) if m.is_file() => denied = true,
+            _ => {}
+        }
+    }
+    Err(if denied { InitError::exec(126, arg0, "permission denied") } else { not_found() })
+}
+
+/// Dispositions set to ignore survive execve(2) (signal(7)): Rust's runtime
+/// ignores SIGPIPE in the shim, which the container must not inherit. The
+/// mask is emptied too.
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler; invalid numbers fail with
+        // EINVAL, which is ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Closes every descriptor from 3 up except those in `keep`.
+///
+/// Callers own no live `OwnedFd` for the closed numbers that would be
+/// dropped later: the foreground shim calls it first thing, the init never
+/// returns to the frames that own them.
+pub(crate) fn close_fds_except(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter(|f| **f >= 3).map(|f| *f as u32).collect();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for k in keep {
+        close_range(first, k.saturating_sub(1))?;
+        first = k + 1;
+    }
+    close_range(first, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range(2) only closes descriptors; see
+    // `close_fds_except` for why none of them is owned by live Rust code.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(e);
+    }
+    // Before Linux 5.9: close what /proc/self/fd lists.
+    let open: Vec<u32> =
+        fs::read_dir("/proc/self/fd")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    for fd in open.into_iter().filter(|fd| (first..=last).contains(fd)) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd as libc::c_int) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_messages() {
+        let err = lookup("no-such-berth-binary", "/bin:/usr/bin").unwrap_err();
+        assert_eq!(err, InitError::new(127, "exec: \"no-such-berth-binary\": executable file not found in $PATH"));
+        let err = lookup("/no/such", "").unwrap_err();
+        assert_eq!(err, InitError::new(127, "exec: \"/no/such\": no such file or directory"));
+        let err = lookup("/", "").unwrap_err();
+        assert_eq!(err, InitError::new(126, "exec: \"/\": is a directory"));
+        // /etc/passwd is a regular file without execute bits.
+        let err = lookup("passwd", "/etc").unwrap_err();
+        assert_eq!(err, InitError::new(126, "exec: \"passwd\": permission denied"));
+        let found = lookup("sh", "/nonexistent::/bin").unwrap();
+        assert_eq!(found.to_str().unwrap(), "/bin/sh");
+    }
+}

@@ -1,0 +1,148 @@
+//! Children and signals. The shim is a child subreaper
+//! (`PR_SET_CHILD_SUBREAPER`, set in [`crate::daemon`]): besides the
+//! container's init, processes re-parented to it (a container without its
+//! own pid namespace) are reaped here too, so no zombie piles up.
+#![allow(unsafe_code)]
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::diag;
+use crate::layout::{now_nanos, ExitStatus};
+
+/// How the init ended, in `exit.json` terms: its code, or 128 + the signal
+/// that killed it (as a shell reports it).
+pub fn exit_status(ws: WaitStatus) -> Option<ExitStatus> {
+    let (code, signal) = match ws {
+        WaitStatus::Exited(_, code) => (code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+        _ => return None,
+    };
+    Some(ExitStatus { code, signal, finished_at: now_nanos(), oom_killed: false })
+}
+
+/// Reaps every child that has exited; returns the init's status once it
+/// is among them.
+fn reap(init: Pid) -> Result<Option<ExitStatus>, Errno> {
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(ws) if ws.pid() == Some(init) => {
+                if let Some(status) = exit_status(ws) {
+                    return Ok(Some(status));
+                }
+            }
+            Ok(ws) => diag!("reaped {ws:?}"),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits for the init to exit, reaping other children on the way.
+pub async fn wait_for(init: Pid) -> ExitStatus {
+    // Registered before the first reap, so no SIGCHLD falls in between.
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            diag!("cannot watch SIGCHLD, polling instead: {e}");
+            None
+        }
+    };
+    loop {
+        match reap(init) {
+            Ok(Some(status)) => return status,
+            Ok(None) => {}
+            Err(e) => {
+                // ECHILD: someone else reaped it. Nothing more can be known.
+                diag!("waitpid: {e}");
+                return ExitStatus { code: 255, signal: None, finished_at: now_nanos(), oom_killed: false };
+            }
+        }
+        match &mut sigchld {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// kill(2) with any signal number, real-time ones included.
+pub fn send_signal(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The host pids of the container's processes other than its init: the
+/// members of its pid namespace when it has its own, else of its cgroups
+/// (`cgroup.procs` files), else none known.
+pub fn container_pids(init: Pid, cgroup_procs: &[PathBuf]) -> Vec<i32> {
+    let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init_ns = ns(&init.to_string());
+    let mut pids = Vec::new();
+    if init_ns.is_some() && init_ns != ns("self") {
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid != init.as_raw() && ns(&pid.to_string()) == init_ns {
+                pids.push(pid);
+            }
+        }
+    } else {
+        for procs in cgroup_procs {
+            let text = fs::read_to_string(procs).unwrap_or_default();
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()).filter(|p| *p != init.as_raw()));
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Without a runtime (it could not be built): blocks until the init exits.
+pub fn wait_blocking(init: Pid) -> ExitStatus {
+    loop {
+        match waitpid(init, None) {
+            Ok(ws) => {
+                if let Some(status) = exit_status(ws) {
+                    return status;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                diag!("waitpid: {e}");
+                return ExitStatus { code: 255, signal: None, finished_at: now_nanos(), oom_killed: false };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn codes_as_a_shell_reports_them() {
+        let p = Pid::from_raw(1);
+        let s = exit_status(WaitStatus::Exited(p, 3)).unwrap();
+        assert_eq!((s.code, s.signal, s.oom_killed), (3, None, false));
+        let s = exit_status(WaitStatus::Signaled(p, Signal::SIGKILL, false)).unwrap();
+        assert_eq!((s.code, s.signal), (137, Some(9)));
+        assert!(exit_status(WaitStatus::StillAlive).is_none());
+    }
+}

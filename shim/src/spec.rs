@@ -1,0 +1,269 @@
+//! `config.json` (an OCI runtime spec written by berthd with `oci-spec`)
+//! turned into a [`Plan`]: everything the container's init needs, checked,
+//! converted (C strings, flags, file descriptors of namespaces to join) and
+//! resolved against the host *before* the fork, so the init does as little
+//! as possible between clone and exec and a bad spec fails early with a
+//! clear message.
+//!
+//! berth's own annotations:
+//! * `berth.rootfs.lowerdir`, `berth.rootfs.upperdir`,
+//!   `berth.rootfs.workdir`: the overlayfs the init mounts on `root.path`;
+//!   without a lowerdir, `root.path` is bind-mounted onto itself.
+//! * `berth.cgroup.procs`: a JSON array of `cgroup.procs` files the init
+//!   joins before it unshares its cgroup namespace.
+//! * `berth.user`: the user as the person gave it (see [`crate::user`]).
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use caps::CapsHashSet;
+use nix::sys::resource::Resource;
+use oci_spec::runtime::{Capabilities, PosixRlimitType, Spec};
+
+use crate::error::ShimError;
+use crate::layout::ContainerPaths;
+use crate::namespaces::NsPlan;
+use crate::rootfs::RootfsPlan;
+use crate::user::UserRequest;
+
+pub const ANNOTATION_LOWERDIR: &str = "berth.rootfs.lowerdir";
+pub const ANNOTATION_UPPERDIR: &str = "berth.rootfs.upperdir";
+pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
+pub const ANNOTATION_CGROUP_PROCS: &str = "berth.cgroup.procs";
+pub const ANNOTATION_USER: &str = "berth.user";
+
+/// `PATH` when the spec's environment has none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything the init will do, prepared in the shim.
+#[derive(Debug)]
+pub struct Plan {
+    pub namespaces: NsPlan,
+    /// `cgroup.procs` files to write `0` into, host paths.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub rootfs: RootfsPlan,
+    pub hostname: Option<String>,
+    /// `/proc/sys/...` file and value.
+    pub sysctl: Vec<(PathBuf, String)>,
+    pub process: ProcessPlan,
+}
+
+/// The container's process.
+#[derive(Debug)]
+pub struct ProcessPlan {
+    pub args: Vec<CString>,
+    /// `args[0]` as given, for lookup and messages.
+    pub arg0: String,
+    pub env: Vec<CString>,
+    /// Whether `env` sets `HOME` (else the init adds the user's home).
+    pub env_has_home: bool,
+    /// `PATH` from `env`, for the executable lookup.
+    pub path: String,
+    pub cwd: PathBuf,
+    pub user: UserRequest,
+    pub umask: u32,
+    pub no_new_privileges: bool,
+    pub capabilities: Option<CapsPlan>,
+    /// Resource, soft, hard.
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    pub oom_score_adj: Option<i32>,
+    /// `(st_dev, st_ino)` of the shim's own binary: the init refuses to exec
+    /// it (CVE-2019-5736: a container re-executing its runtime through
+    /// `/proc/self/exe` can then overwrite it on the host).
+    pub shim_exe: Option<(u64, u64)>,
+}
+
+/// `process.capabilities`, in the `caps` crate's types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapsPlan {
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+}
+
+/// Reads and parses `config.json`.
+pub fn load(paths: &ContainerPaths) -> Result<Spec, ShimError> {
+    let path = paths.config_file();
+    let bytes = std::fs::read(&path).map_err(|source| ShimError::ReadSpec { path: path.clone(), source })?;
+    serde_json::from_slice(&bytes).map_err(|source| ShimError::ParseSpec { path, source })
+}
+
+/// Builds the plan; every error here is the spec's fault.
+pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
+    let empty = HashMap::new();
+    let annotations = spec.annotations().as_ref().unwrap_or(&empty);
+    let linux = spec.linux().as_ref().ok_or_else(|| ShimError::Spec("config.json has no linux section".into()))?;
+    let namespaces = NsPlan::new(linux.namespaces().as_deref().unwrap_or_default())?;
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    if hostname.is_some() && !namespaces.new_uts() {
+        return Err(ShimError::Spec("cannot set the hostname without a private UTS namespace".into()));
+    }
+    let cgroup_procs = match annotations.get(ANNOTATION_CGROUP_PROCS) {
+        Some(json) => parse_cgroup_procs(json)?,
+        None => Vec::new(),
+    };
+    let mut sysctl = Vec::new();
+    for (key, value) in linux.sysctl().iter().flatten() {
+        let rel = key.replace('.', "/");
+        if rel.split('/').any(|c| c.is_empty() || c == "..") {
+            return Err(ShimError::Spec(format!("invalid sysctl {key:?}")));
+        }
+        sysctl.push((Path::new("/proc/sys").join(rel), value.clone()));
+    }
+    Ok(Plan {
+        namespaces,
+        cgroup_procs,
+        rootfs: RootfsPlan::new(spec, paths, annotations)?,
+        hostname,
+        sysctl,
+        process: process_plan(spec, annotations)?,
+    })
+}
+
+fn parse_cgroup_procs(json: &str) -> Result<Vec<PathBuf>, ShimError> {
+    let list: Vec<PathBuf> = serde_json::from_str(json)
+        .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_PROCS}: {e}")))?;
+    if let Some(bad) = list.iter().find(|p| !p.is_absolute()) {
+        return Err(ShimError::Spec(format!(
+            "invalid annotation {ANNOTATION_CGROUP_PROCS}: {} is not absolute",
+            bad.display()
+        )));
+    }
+    Ok(list)
+}
+
+fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<ProcessPlan, ShimError> {
+    let process = spec.process().as_ref().ok_or_else(|| ShimError::Spec("config.json has no process".into()))?;
+    if process.terminal() == Some(true) {
+        return Err(ShimError::Spec("a terminal is not supported yet".into()));
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args
+        .first()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .ok_or_else(|| ShimError::Spec("process.args is empty".into()))?;
+    let env = process.env().clone().unwrap_or_default();
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned();
+    let cwd = process.cwd().clone();
+    if !cwd.is_absolute() {
+        return Err(ShimError::Spec(format!("process.cwd {} is not absolute", cwd.display())));
+    }
+    let rlimits = process.rlimits().iter().flatten().map(|r| (resource(r.typ()), r.soft(), r.hard())).collect();
+    Ok(ProcessPlan {
+        args: c_strings(&args, "process.args")?,
+        arg0,
+        env_has_home: env.iter().any(|e| e.starts_with("HOME=")),
+        env: c_strings(&env, "process.env")?,
+        path,
+        cwd,
+        user: UserRequest::new(annotations.get(ANNOTATION_USER).map(String::as_str), process.user()),
+        umask: process.user().umask().unwrap_or(0o022),
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        capabilities: process
+            .capabilities()
+            .as_ref()
+            .map(|c| -> Result<CapsPlan, ShimError> {
+                Ok(CapsPlan {
+                    bounding: caps_set(c.bounding())?,
+                    effective: caps_set(c.effective())?,
+                    permitted: caps_set(c.permitted())?,
+                    inheritable: caps_set(c.inheritable())?,
+                    ambient: caps_set(c.ambient())?,
+                })
+            })
+            .transpose()?,
+        rlimits,
+        oom_score_adj: process.oom_score_adj(),
+        shim_exe: std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino())),
+    })
+}
+
+fn c_strings(list: &[String], what: &str) -> Result<Vec<CString>, ShimError> {
+    list.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| ShimError::Spec(format!("{what} contains a NUL byte: {s:?}"))))
+        .collect()
+}
+
+/// An OCI capability set in the `caps` crate's type (`CAP_` + the name).
+fn caps_set(set: &Option<Capabilities>) -> Result<CapsHashSet, ShimError> {
+    set.iter()
+        .flatten()
+        .map(|c| {
+            let name = format!("CAP_{c}");
+            name.parse::<caps::Capability>().map_err(|_| ShimError::Spec(format!("unknown capability {name}")))
+        })
+        .collect()
+}
+
+fn resource(t: PosixRlimitType) -> Resource {
+    match t {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::Capability;
+
+    #[test]
+    fn capability_names_map_to_caps() {
+        let set: Capabilities = [
+            Capability::Chown,
+            Capability::NetBindService,
+            Capability::AuditWrite,
+            Capability::Bpf,
+            Capability::CheckpointRestore,
+            Capability::SysAdmin,
+        ]
+        .into_iter()
+        .collect();
+        let got = caps_set(&Some(set)).unwrap();
+        for want in [
+            caps::Capability::CAP_CHOWN,
+            caps::Capability::CAP_NET_BIND_SERVICE,
+            caps::Capability::CAP_AUDIT_WRITE,
+            caps::Capability::CAP_BPF,
+            caps::Capability::CAP_CHECKPOINT_RESTORE,
+            caps::Capability::CAP_SYS_ADMIN,
+        ] {
+            assert!(got.contains(&want), "{want}");
+        }
+        assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn cgroup_procs_annotation() {
+        assert_eq!(
+            parse_cgroup_procs(r#"["/sys/fs/cgroup/pids/x/cgroup.procs"]"#).unwrap(),
+            vec![PathBuf::from("/sys/fs/cgroup/pids/x/cgroup.procs")]
+        );
+        assert!(parse_cgroup_procs("[]").unwrap().is_empty());
+        for (bad, want) in [
+            ("nope", "invalid annotation berth.cgroup.procs: expected"),
+            (r#"["rel/cgroup.procs"]"#, "rel/cgroup.procs is not absolute"),
+        ] {
+            let err = parse_cgroup_procs(bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+    }
+}
