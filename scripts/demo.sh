@@ -9,7 +9,7 @@ bash scripts/setup.sh
 cargo build --release --bins -q
 bin=target/release
 
-work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
+work=$(mktemp -d /var/tmp/bd.XXXX)
 export BERTH_SOCKET=$work/berthd.sock
 "$bin/berthd" --root "$work/root" --state "$work/state" --socket "$BERTH_SOCKET" \
   --shim "$bin/berth-shim" --log warn 2>"$work/berthd.log" &

@@ -53,19 +53,25 @@ impl CgroupDriver {
         AgentError::Cgroup { path: self.path_of(id), message: e.to_string() }
     }
 
-    /// Creates the container's cgroup and returns the `cgroup.procs` files
-    /// its init must join.
+    /// Creates the container's cgroup and returns the files its init
+    /// writes `0` into to join it.
     pub fn create(&self, id: &str) -> Result<Vec<PathBuf>> {
         let cg = Cgroup::new(hierarchies::auto(), self.path_of(id)).map_err(|e| self.err(id, e))?;
-        Ok(self.procs_files(&cg, id))
+        Ok(self.join_files(&cg, id))
     }
 
-    fn procs_files(&self, cg: &Cgroup, id: &str) -> Vec<PathBuf> {
+    /// On v1 the init joins through `tasks`, not `cgroup.procs`: moving the
+    /// calling thread (`0`) of a single-threaded process needs no
+    /// threadgroup lock, while a `cgroup.procs` write takes
+    /// `cgroup_threadgroup_rwsem` for writing and, when it is idle, waits an
+    /// RCU grace period (12-20 ms measured here, most of a container start).
+    /// The init is single-threaded (forked from the one-threaded shim), so
+    /// moving its thread moves the process.
+    fn join_files(&self, cg: &Cgroup, id: &str) -> Vec<PathBuf> {
         if cg.v2() {
             return vec![PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.procs")];
         }
-        let mut files: Vec<PathBuf> =
-            cg.subsystems().iter().map(|s| s.to_controller().path().join("cgroup.procs")).collect();
+        let mut files: Vec<PathBuf> = cg.subsystems().iter().map(|s| s.to_controller().path().join("tasks")).collect();
         files.sort();
         files.dedup();
         files.retain(|f| f.parent().is_some_and(|d| d.exists()));

@@ -63,6 +63,10 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps.clone())
+        // Docker keeps these empty (CVE-2022-24769): nothing is inherited
+        // across an exec of a non-setuid program by a non-root user.
+        .inheritable(std::collections::HashSet::new())
+        .ambient(std::collections::HashSet::new())
         .build()
         .map_err(spec_err)?;
     let process = ProcessBuilder::default()

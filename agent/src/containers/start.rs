@@ -12,6 +12,7 @@ use crate::error::{AgentError, IoContext, Result};
 impl Manager {
     #[tracing::instrument(skip_all, fields(id = %key))]
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<ContainerRecord> {
+        let t0 = std::time::Instant::now();
         let rec = self.refresh(key).await?;
         let lock = self.lock_for(&rec.id);
         let _held = lock.lock().await;
@@ -45,6 +46,8 @@ impl Manager {
         let bytes = serde_json::to_vec_pretty(&spec)?;
         atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
 
+        let t_shim = std::time::Instant::now();
+        let prepared_us = t0.elapsed().as_micros() as u64;
         let out = tokio::process::Command::new(&self.shim)
             .arg("start")
             .arg("--id")
@@ -73,6 +76,7 @@ impl Manager {
             self.put_record(&rec)?;
             return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message });
         }
+        let shim_us = t_shim.elapsed().as_micros() as u64;
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
         rec.state.status = Status::Running;
         rec.state.pid = pid;
@@ -83,7 +87,7 @@ impl Manager {
         rec.state.oom_killed = false;
         rec.state.error.clear();
         self.put_record(&rec)?;
-        tracing::info!(pid, "container started");
+        tracing::info!(pid, prepared_us, shim_us, total_us = t0.elapsed().as_micros() as u64, "container started");
         self.spawn_monitor(&rec);
         Ok(rec)
     }
