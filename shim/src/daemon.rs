@@ -160,7 +160,7 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
     let pid = init::spawn(&plan, &stdio)?;
     // Only the container holds the write ends now: EOF once it is gone.
     drop(stdio);
-    let running = Running { pid, stdout: stdout_r, stderr: stderr_r, listener, log, cgroup_procs: plan.cgroup_procs };
+    let running = Running { pid, stdout: stdout_r, stderr: stderr_r, listener, log, cgroup_join: plan.cgroup_join };
     if let Err(e) = atomic_write(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
@@ -179,7 +179,7 @@ fn bind(paths: &ContainerPaths) -> Result<UnixListener, ShimError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let listener = UnixListener::bind(&path).map_err(err)?;
+    let listener = crate::layout::SocketPath::new(&path).and_then(|sp| UnixListener::bind(sp.path())).map_err(err)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(listener)
 }

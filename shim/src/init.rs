@@ -166,7 +166,7 @@ fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallibl
     close_fds_except(&[report]).map_err(|e| InitError::sys("close inherited fds", e))?;
     // cgroup.procs takes "0" as "the writer" (cgroups(7)); joining before
     // the unshare roots the new cgroup namespace at the container's cgroup.
-    for procs in &plan.cgroup_procs {
+    for procs in &plan.cgroup_join {
         fs::write(procs, "0").map_err(|e| InitError::sys(format!("join cgroup {}", procs.display()), e))?;
     }
     namespaces::unshare_cgroup(&plan.namespaces)?;

@@ -218,6 +218,38 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A unix socket path that `bind` and `connect` accept whatever its length.
+/// `sun_path` holds 107 bytes and a NUL (unix(7)); a longer path (a deep
+/// `--state` directory and a 64-digit container ID) is reached through
+/// `/proc/self/fd/<dir fd>/<name>`, with the directory kept open for as
+/// long as this value lives.
+pub struct SocketPath {
+    _dir: Option<File>,
+    path: PathBuf,
+}
+
+impl SocketPath {
+    /// Longest path `sun_path` takes.
+    pub const MAX: usize = 107;
+
+    pub fn new(path: &Path) -> io::Result<Self> {
+        if path.as_os_str().len() <= Self::MAX {
+            return Ok(Self { _dir: None, path: path.to_path_buf() });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path has no file name"));
+        };
+        let dir = File::open(dir)?;
+        let short = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir))).join(name);
+        Ok(Self { _dir: Some(dir), path: short })
+    }
+
+    /// The path to give to `bind` or `connect`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Unix nanoseconds now.
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
@@ -239,8 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn long_socket_paths_bind_and_connect() {
+        let base = tempfile_dir("sock");
+        let dir = base.join("a".repeat(60)).join("b".repeat(60));
+        fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("shim.sock");
+        assert!(sock.as_os_str().len() > SocketPath::MAX);
+        assert!(std::os::unix::net::UnixListener::bind(&sock).is_err());
+        let sp = SocketPath::new(&sock).unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(sp.path()).unwrap();
+        assert!(sock.exists());
+        let cp = SocketPath::new(&sock).unwrap();
+        std::os::unix::net::UnixStream::connect(cp.path()).unwrap();
+        let short = SocketPath::new(Path::new("/run/x.sock")).unwrap();
+        assert_eq!(short.path(), Path::new("/run/x.sock"));
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
     fn atomic_write_replaces_whole_file() {
-        let dir = tempfile_dir();
+        let dir = tempfile_dir("write");
         let p = dir.join("exit.json");
         let st = ExitStatus { code: 3, signal: None, finished_at: 42, oom_killed: false };
         st.write(&p).unwrap();
@@ -253,8 +303,8 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("berth-layout-test-{}", std::process::id()));
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-layout-test-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d

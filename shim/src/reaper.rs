@@ -87,8 +87,8 @@ pub fn send_signal(pid: i32, signal: i32) -> io::Result<()> {
 
 /// The host pids of the container's processes other than its init: the
 /// members of its pid namespace when it has its own, else of its cgroups
-/// (`cgroup.procs` files), else none known.
-pub fn container_pids(init: Pid, cgroup_procs: &[PathBuf]) -> Vec<i32> {
+/// (the files it joined: `tasks` or `cgroup.procs`), else none known.
+pub fn container_pids(init: Pid, cgroup_files: &[PathBuf]) -> Vec<i32> {
     let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let init_ns = ns(&init.to_string());
     let mut pids = Vec::new();
@@ -103,7 +103,7 @@ pub fn container_pids(init: Pid, cgroup_procs: &[PathBuf]) -> Vec<i32> {
             }
         }
     } else {
-        for procs in cgroup_procs {
+        for procs in cgroup_files {
             let text = fs::read_to_string(procs).unwrap_or_default();
             pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()).filter(|p| *p != init.as_raw()));
         }

@@ -54,7 +54,7 @@ pub struct Running {
     /// `container.log`, opened for appending.
     pub log: File,
     /// For `kill --all` when the container shares the host's pid namespace.
-    pub cgroup_procs: Vec<PathBuf>,
+    pub cgroup_join: Vec<PathBuf>,
 }
 
 /// Serves until the init has exited and its status is persisted; returns
@@ -83,7 +83,7 @@ async fn run(r: Running, paths: &ContainerPaths) {
     let (exit_tx, exit_rx) = watch::channel(None);
     let shared = Rc::new(Shared {
         pid: r.pid,
-        cgroup_procs: r.cgroup_procs,
+        cgroup_join: r.cgroup_join,
         reaped: Cell::new(false),
         exit: exit_rx,
         active: Cell::new(0),
@@ -142,7 +142,7 @@ fn persist(paths: &ContainerPaths, status: &ExitStatus) {
 /// What the connection handlers share with the main task.
 struct Shared {
     pid: Pid,
-    cgroup_procs: Vec<PathBuf>,
+    cgroup_join: Vec<PathBuf>,
     /// The init has been reaped: its pid may be reused, never signal it.
     reaped: Cell<bool>,
     /// The persisted exit status, once there is one.
@@ -200,7 +200,7 @@ impl Shared {
             return self.answer("container is not running".into());
         }
         if k.all {
-            for pid in reaper::container_pids(self.pid, &self.cgroup_procs) {
+            for pid in reaper::container_pids(self.pid, &self.cgroup_join) {
                 let _ = reaper::send_signal(pid, k.signal);
             }
         }

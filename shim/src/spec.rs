@@ -9,8 +9,9 @@
 //! * `berth.rootfs.lowerdir`, `berth.rootfs.upperdir`,
 //!   `berth.rootfs.workdir`: the overlayfs the init mounts on `root.path`;
 //!   without a lowerdir, `root.path` is bind-mounted onto itself.
-//! * `berth.cgroup.procs`: a JSON array of `cgroup.procs` files the init
-//!   joins before it unshares its cgroup namespace.
+//! * `berth.cgroup.join`: a JSON array of cgroup files (`tasks` on v1,
+//!   `cgroup.procs` on v2) the init writes `0` into, to join its cgroup
+//!   before it unshares its cgroup namespace.
 //! * `berth.user`: the user as the person gave it (see [`crate::user`]).
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -30,7 +31,7 @@ use crate::user::UserRequest;
 pub const ANNOTATION_LOWERDIR: &str = "berth.rootfs.lowerdir";
 pub const ANNOTATION_UPPERDIR: &str = "berth.rootfs.upperdir";
 pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
-pub const ANNOTATION_CGROUP_PROCS: &str = "berth.cgroup.procs";
+pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
 pub const ANNOTATION_USER: &str = "berth.user";
 
 /// `PATH` when the spec's environment has none (Docker's default).
@@ -40,8 +41,8 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug)]
 pub struct Plan {
     pub namespaces: NsPlan,
-    /// `cgroup.procs` files to write `0` into, host paths.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// cgroup files to write `0` into, host paths.
+    pub cgroup_join: Vec<PathBuf>,
     pub rootfs: RootfsPlan,
     pub hostname: Option<String>,
     /// `/proc/sys/...` file and value.
@@ -101,8 +102,8 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
     if hostname.is_some() && !namespaces.new_uts() {
         return Err(ShimError::Spec("cannot set the hostname without a private UTS namespace".into()));
     }
-    let cgroup_procs = match annotations.get(ANNOTATION_CGROUP_PROCS) {
-        Some(json) => parse_cgroup_procs(json)?,
+    let cgroup_join = match annotations.get(ANNOTATION_CGROUP_JOIN) {
+        Some(json) => parse_cgroup_join(json)?,
         None => Vec::new(),
     };
     let mut sysctl = Vec::new();
@@ -115,7 +116,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
     }
     Ok(Plan {
         namespaces,
-        cgroup_procs,
+        cgroup_join,
         rootfs: RootfsPlan::new(spec, paths, annotations)?,
         hostname,
         sysctl,
@@ -123,12 +124,12 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
     })
 }
 
-fn parse_cgroup_procs(json: &str) -> Result<Vec<PathBuf>, ShimError> {
+fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
     let list: Vec<PathBuf> = serde_json::from_str(json)
-        .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_PROCS}: {e}")))?;
+        .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_JOIN}: {e}")))?;
     if let Some(bad) = list.iter().find(|p| !p.is_absolute()) {
         return Err(ShimError::Spec(format!(
-            "invalid annotation {ANNOTATION_CGROUP_PROCS}: {} is not absolute",
+            "invalid annotation {ANNOTATION_CGROUP_JOIN}: {} is not absolute",
             bad.display()
         )));
     }
@@ -252,17 +253,17 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_procs_annotation() {
+    fn cgroup_join_annotation() {
         assert_eq!(
-            parse_cgroup_procs(r#"["/sys/fs/cgroup/pids/x/cgroup.procs"]"#).unwrap(),
+            parse_cgroup_join(r#"["/sys/fs/cgroup/pids/x/cgroup.procs"]"#).unwrap(),
             vec![PathBuf::from("/sys/fs/cgroup/pids/x/cgroup.procs")]
         );
-        assert!(parse_cgroup_procs("[]").unwrap().is_empty());
+        assert!(parse_cgroup_join("[]").unwrap().is_empty());
         for (bad, want) in [
-            ("nope", "invalid annotation berth.cgroup.procs: expected"),
+            ("nope", "invalid annotation berth.cgroup.join: expected"),
             (r#"["rel/cgroup.procs"]"#, "rel/cgroup.procs is not absolute"),
         ] {
-            let err = parse_cgroup_procs(bad).unwrap_err().to_string();
+            let err = parse_cgroup_join(bad).unwrap_err().to_string();
             assert!(err.contains(want), "{bad}: {err}");
         }
     }

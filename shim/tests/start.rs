@@ -401,7 +401,7 @@ fn joins_its_cgroup_before_exec() {
     fs::create_dir_all(&cgroup).unwrap();
     b.cgroup = Some(cgroup.clone());
     let procs = cgroup.join("cgroup.procs");
-    b.annotations.insert("berth.cgroup.procs".into(), serde_json::to_string(&[&procs]).unwrap());
+    b.annotations.insert("berth.cgroup.join".into(), serde_json::to_string(&[&procs]).unwrap());
     b.write_spec(&["sh", "-c", "cat /proc/self/cgroup; exec sleep 100"]);
     let pid = b.start_ok();
     assert!(fs::read_to_string(&procs).unwrap().lines().any(|l| l == pid.to_string()));

@@ -60,6 +60,12 @@ impl Agent {
     /// Starts berthd on fresh directories and waits until it answers.
     pub fn start() -> Agent {
         let base = std::env::var_os("BERTH_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        Agent::start_in(&base)
+    }
+
+    /// Starts berthd with its directories under `base`.
+    pub fn start_in(base: &Path) -> Agent {
+        std::fs::create_dir_all(base).expect("test base dir");
         let dir = tempfile::Builder::new().prefix("berth-it-").tempdir_in(base).expect("tempdir");
         let root = dir.path().join("root");
         let state = dir.path().join("state");

@@ -313,3 +313,20 @@ fn lifecycle_stop_kill_wait_logs() {
     let name = v[0]["Name"].as_str().unwrap();
     assert!(name.starts_with('/') && name.contains('_'), "{name}");
 }
+
+/// A deep state directory puts `<state>/<64-hex id>/shim.sock` past the
+/// 107 bytes a unix socket address holds; berth still binds and reaches it.
+#[test]
+fn long_state_paths_still_reach_the_shim() {
+    need_root!();
+    let deep = std::env::temp_dir().join("berth-long-paths").join("d".repeat(40));
+    let a = Agent::start_in(&deep);
+    assert!(a.state.join("f".repeat(64)).join("shim.sock").as_os_str().len() > 107);
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "deep", IMG, "sleep", "100"]);
+    assert_eq!(a.ok(&["ps", "-q"]).lines().count(), 1);
+    a.ok(&["kill", "deep"]);
+    assert_eq!(a.ok(&["wait", "deep"]).trim(), "137");
+    let r = a.ctl(&["run", "--rm", IMG, "echo", "ok"]);
+    assert_eq!(r.stdout, "ok\n", "{r:?}");
+}

@@ -1,6 +1,6 @@
 //! Container cgroups, berthd's business (DESIGN.md): `berth/<id>` is created
 //! before the start, the container init joins it itself (it writes `0` into
-//! the `cgroup.procs` files listed in the spec), and berthd removes it after
+//! the files listed in the spec, see `join_files`), and berthd removes it after
 //! the exit. v1 and v2 both go through `cgroups-rs`; the few files it has no
 //! reader for (`memory.events`, `memory.oom_control`) are read directly.
 use std::path::PathBuf;

@@ -23,7 +23,8 @@ pub enum ShimCallError {
 }
 
 async fn call(socket: &Path, kind: Kind) -> Result<Response, ShimCallError> {
-    let mut stream = UnixStream::connect(socket).await.map_err(ShimCallError::Gone)?;
+    let addr = berth_shim::layout::SocketPath::new(socket).map_err(ShimCallError::Gone)?;
+    let mut stream = UnixStream::connect(addr.path()).await.map_err(ShimCallError::Gone)?;
     write_frame(&mut stream, &Request { kind: Some(kind) }).await?;
     match read_frame::<_, Response>(&mut stream).await? {
         None => Err(ShimCallError::Closed),

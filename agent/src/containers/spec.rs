@@ -13,12 +13,11 @@ use oci_spec::runtime::{
 use super::ContainerRecord;
 use crate::error::{AgentError, Result};
 
-/// Annotation keys the shim reads.
-pub const LOWERDIR: &str = "berth.rootfs.lowerdir";
-pub const UPPERDIR: &str = "berth.rootfs.upperdir";
-pub const WORKDIR: &str = "berth.rootfs.workdir";
-pub const CGROUP_PROCS: &str = "berth.cgroup.procs";
-pub const USER: &str = "berth.user";
+// The annotation keys are the shim's: one definition for both sides.
+use berth_shim::spec::{
+    ANNOTATION_CGROUP_JOIN as CGROUP_JOIN, ANNOTATION_LOWERDIR as LOWERDIR, ANNOTATION_UPPERDIR as UPPERDIR,
+    ANNOTATION_USER as USER, ANNOTATION_WORKDIR as WORKDIR,
+};
 
 /// Docker's default capability set: these 14 and no others.
 pub const DEFAULT_CAPS: [Capability; 14] = [
@@ -45,7 +44,7 @@ pub struct SpecInputs<'a> {
     pub upper: &'a Path,
     pub work: &'a Path,
     pub cgroup_path: &'a str,
-    pub cgroup_procs: &'a [PathBuf],
+    pub cgroup_join: &'a [PathBuf],
 }
 
 fn spec_err(e: impl std::fmt::Display) -> AgentError {
@@ -105,7 +104,7 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     annotations.insert(LOWERDIR.to_owned(), lower.join(":"));
     annotations.insert(UPPERDIR.to_owned(), inputs.upper.display().to_string());
     annotations.insert(WORKDIR.to_owned(), inputs.work.display().to_string());
-    annotations.insert(CGROUP_PROCS.to_owned(), serde_json::to_string(inputs.cgroup_procs)?);
+    annotations.insert(CGROUP_JOIN.to_owned(), serde_json::to_string(inputs.cgroup_join)?);
     if !p.user.is_empty() {
         annotations.insert(USER.to_owned(), p.user.clone());
     }

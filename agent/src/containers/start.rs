@@ -41,7 +41,7 @@ impl Manager {
         let work = paths.work();
         let spec = spec::build(
             &rec,
-            &SpecInputs { lower: &lower, upper: &upper, work: &work, cgroup_path: &cgroup_path, cgroup_procs: &procs },
+            &SpecInputs { lower: &lower, upper: &upper, work: &work, cgroup_path: &cgroup_path, cgroup_join: &procs },
         )?;
         let bytes = serde_json::to_vec_pretty(&spec)?;
         atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
