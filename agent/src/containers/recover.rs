@@ -14,11 +14,37 @@ impl Manager {
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let records = self.all_records()?;
         let known: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
-        for rec in records {
+        for mut rec in records {
+            let paths = self.paths(&rec);
             if !rec.state.status.is_live() {
+                // berthd died during a start, after the shim was spawned
+                // and before the record said so: adopt what runs, so no
+                // container lives unseen. Else nothing may hold a cgroup.
+                match shim_client::state(&paths.shim_socket()).await {
+                    Ok(resp) => {
+                        let pid = resp.state.as_ref().map_or(0, |s| s.pid);
+                        tracing::info!(id = rec.short_id(), pid, "adopting a container started by a previous berthd");
+                        rec.state.status = super::Status::Running;
+                        rec.state.pid = pid;
+                        rec.state.started_at = berth_shim::layout::now_nanos();
+                        rec.state.error.clear();
+                        self.put_record(&rec)?;
+                        if resp.state.as_ref().is_some_and(|s| s.running) {
+                            self.spawn_monitor(&rec);
+                        } else {
+                            self.finalize_exit(&rec.id).await?;
+                        }
+                    }
+                    Err(_) => {
+                        if self.cgroups.exists(&rec.id) {
+                            self.cgroups.kill_all(&rec.id).await;
+                            let _ = self.cgroups.remove(&rec.id);
+                        }
+                        let _ = std::fs::remove_dir_all(paths.state_dir());
+                    }
+                }
                 continue;
             }
-            let paths = self.paths(&rec);
             match shim_client::state(&paths.shim_socket()).await {
                 Ok(resp) if resp.state.as_ref().is_some_and(|s| s.running) => {
                     tracing::info!(id = rec.short_id(), "container still running, re-attached");
