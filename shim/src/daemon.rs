@@ -22,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -43,6 +43,16 @@ pub fn run(config: StartConfig) -> i32 {
         eprintln!("close inherited fds: {e}");
         return 1;
     }
+    // An ignored SIGCHLD would make the kernel reap children itself
+    // (waitpid(2) then fails with ECHILD) and a blocked one would never
+    // wake the reaper: both can be inherited, so reset them.
+    // SAFETY: SIG_DFL installs no handler.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     let paths = ContainerPaths::from_dirs(&config.bundle, &config.state);
     if let Err(e) = fs::create_dir_all(paths.state_dir()) {
         eprintln!("{}", ShimError::sys(format!("create {}", paths.state_dir().display()), e));
@@ -131,7 +141,9 @@ fn daemon(config: &StartConfig, paths: &ContainerPaths, report: OwnedFd) -> ! {
         }
         Err(e) => {
             diag!("start failed: {e}");
-            remove_state_files(paths);
+            if !matches!(e, ShimError::AlreadyRunning { .. }) {
+                remove_state_files(paths);
+            }
             send_report(&report, &Report::failed(&e));
             std::process::exit(e.exit_code())
         }
@@ -141,6 +153,19 @@ fn daemon(config: &StartConfig, paths: &ContainerPaths, report: OwnedFd) -> ! {
 /// Creates the container: on success its init has exec'd, `shim.sock` is
 /// bound and `shim.pid` written; on failure nothing is left running.
 fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
+    // A live shim answers on its socket: never start a second container
+    // over it (and never take its socket away).
+    let live = crate::layout::SocketPath::new(&paths.shim_socket()).and_then(|sp| UnixStream::connect(sp.path()));
+    if live.is_ok() {
+        return Err(ShimError::AlreadyRunning { socket: paths.shim_socket() });
+    }
+    // The shim is exit.json's only writer: a status left by an earlier run
+    // must not be taken for this one's.
+    match fs::remove_file(paths.exit_file()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ShimError::sys(format!("remove {}", paths.exit_file().display()), e)),
+    }
     let plan = {
         let spec = spec::load(paths)?;
         spec::plan(&spec, paths)?

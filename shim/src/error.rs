@@ -17,6 +17,9 @@ pub enum ShimError {
     /// A system call in the shim itself failed.
     #[error("{what}: {}", os_msg(source))]
     Sys { what: String, source: io::Error },
+    /// Another shim serves this container: its files are left alone.
+    #[error("a shim is already running for this container ({})", socket.display())]
+    AlreadyRunning { socket: PathBuf },
     /// The container's init failed before its `execve` succeeded.
     #[error("{message}")]
     Init { code: i32, message: String },

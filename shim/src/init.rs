@@ -27,7 +27,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use caps::CapSet;
@@ -246,7 +246,12 @@ fn exec_process(p: &ProcessPlan) -> Result<Infallible, InitError> {
 
 /// `process.cwd`, created if missing (as Docker does).
 fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
-    fs::create_dir_all(cwd).map_err(|e| InitError::sys(format!("create working directory {}", cwd.display()), e))?;
+    // Explicit mode: the init runs with umask 0 until just before the exec.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .map_err(|e| InitError::sys(format!("create working directory {}", cwd.display()), e))?;
     nix::unistd::chdir(cwd).map_err(|e| InitError::sys(format!("chdir to {}", cwd.display()), e))?;
     // A working directory outside the container's root (a leaked fd,
     // CVE-2024-21626) has no path: getcwd(3) fails or is not absolute.

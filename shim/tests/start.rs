@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_proto::frame::{read_frame, write_frame};
-use berth_proto::shim::{request::Kind, KillRequest, Request, Response, StateRequest, WaitRequest};
+use berth_proto::shim::{request::Kind, KillRequest, Request, Response, ShutdownRequest, StateRequest, WaitRequest};
 use berth_shim::layout::{ContainerPaths, ExitStatus};
 use berth_shim::logfmt;
 use oci_spec::runtime::{
@@ -33,6 +33,8 @@ struct Bundle {
     paths: ContainerPaths,
     annotations: HashMap<String, String>,
     cgroup: Option<PathBuf>,
+    /// The init's host pid once started, for the drop guard.
+    init: std::cell::Cell<Option<i32>>,
 }
 
 impl Bundle {
@@ -58,7 +60,7 @@ impl Bundle {
             ("berth.rootfs.upperdir".to_string(), paths.upper().display().to_string()),
             ("berth.rootfs.workdir".to_string(), paths.work().display().to_string()),
         ]);
-        Self { base, id, lower, paths, annotations, cgroup: None }
+        Self { base, id, lower, paths, annotations, cgroup: None, init: Default::default() }
     }
 
     /// Writes config.json: Docker's defaults, running `args`.
@@ -176,7 +178,9 @@ impl Bundle {
         let (code, stdout, stderr) = self.start();
         assert_eq!(code, 0, "stderr: {stderr}");
         assert!(stdout.ends_with('\n') && stdout.lines().count() == 1, "{stdout:?}");
-        stdout.trim().parse().unwrap()
+        let pid = stdout.trim().parse().unwrap();
+        self.init.set(Some(pid));
+        pid
     }
 
     /// Polls for exit.json.
@@ -240,6 +244,16 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        // A failed test may leave the container running: its init first
+        // (SIGKILL from the parent namespace ends the whole pid namespace),
+        // then the shim.
+        if let (Some(pid), true) = (self.init.get(), self.paths.shim_pid().exists()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.paths.shim_pid().exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         if let Ok(pid) = fs::read_to_string(self.paths.shim_pid()) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
@@ -253,6 +267,24 @@ impl Drop for Bundle {
         }
         let _ = fs::remove_dir_all(&self.base);
     }
+}
+
+/// (fd, target) of every open descriptor of `pid`.
+fn fds(pid: i32) -> Vec<(String, String)> {
+    let mut out: Vec<_> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            let target = fd_target(pid, &n);
+            (n, target)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn fd_target(pid: i32, fd: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string()
 }
 
 fn docker_mounts() -> Vec<Mount> {
@@ -309,7 +341,9 @@ fn writes_land_in_the_upper_dir() {
 
 #[test]
 fn start_failures_have_docker_codes_and_messages() {
-    let cases: &[(&[&str], Option<(&str, &str)>, i32, &str)] = &[
+    // (args, annotation, exit code, stderr)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
+    let cases: &[Case] = &[
         (&["nope"], None, 127, "exec: \"nope\": executable file not found in $PATH"),
         (&["script"], None, 127, "exec: \"script\": no such file or directory"),
         (&["/bin/noexec"], None, 126, "exec: \"/bin/noexec\": permission denied"),
@@ -362,6 +396,17 @@ fn kill_through_the_socket() {
     let shim_pid = fs::read_to_string(b.paths.shim_pid()).unwrap().trim().to_string();
     assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["PPid:", &shim_pid]), "{status}");
 
+    // The container holds its stdio and nothing else of the shim's.
+    assert_eq!(fds(pid), ["0", "1", "2"].map(|n| (n.to_string(), fd_target(pid, n))).to_vec());
+    for n in ["1", "2"] {
+        assert!(fd_target(pid, n).starts_with("pipe:"), "{n}");
+    }
+    // The daemon let the foreground's stdio go: /dev/null and shim.log.
+    let shim: i32 = shim_pid.parse().unwrap();
+    assert_eq!(fd_target(shim, "0"), "/dev/null");
+    assert_eq!(fd_target(shim, "1"), "/dev/null");
+    assert_eq!(fd_target(shim, "2"), b.paths.shim_log().display().to_string());
+
     let killed = b.rpc(Kind::Kill(KillRequest { signal: 9, all: false }));
     assert_eq!(killed.error, "");
     let waited = b.rpc(Kind::Wait(WaitRequest {}));
@@ -378,12 +423,44 @@ fn kill_through_the_socket() {
 }
 
 #[test]
-fn user_and_home_from_the_container_files() {
+fn shutdown_kills_and_reports_then_the_shim_goes() {
     let b = Bundle::new();
+    b.write_spec(&["sleep", "100"]);
+    fs::write(b.paths.exit_file(), "{\"code\":5,\"finished_at\":1}").unwrap();
+    b.start_ok();
+    // The earlier run's status is gone: it is not this run's.
+    assert!(!b.paths.exit_file().exists());
+    // A second start while the shim lives is refused and touches nothing.
+    let (code, _, stderr) = b.start();
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("a shim is already running for this container"), "{stderr}");
+    assert!(b.paths.shim_socket().exists() && b.paths.shim_pid().exists());
+    let shim: i32 = fs::read_to_string(b.paths.shim_pid()).unwrap().trim().parse().unwrap();
+
+    let done = b.rpc(Kind::Shutdown(ShutdownRequest {}));
+    assert_eq!(done.error, "");
+    let exit = done.state.unwrap().exit.unwrap();
+    assert_eq!((exit.code, exit.signal), (137, 9));
+    assert_eq!(ExitStatus::read(&b.paths.exit_file()).unwrap().unwrap().code, 137);
+    b.wait_gone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gone, or a zombie waiting for whichever process adopted it.
+    let exited = || match fs::read_to_string(format!("/proc/{shim}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
+    };
+    while !exited() {
+        assert!(Instant::now() < deadline, "the shim did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn user_and_home_from_the_container_files() {
+    let mut b = Bundle::new();
     fs::write(b.lower.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nguest:x:1000:1000::/home/guest:/bin/sh\n")
         .unwrap();
     fs::write(b.lower.join("etc/group"), "root:x:0:\nguest:x:1000:\naudio:x:29:guest\n").unwrap();
-    let mut b = b;
     b.annotations.insert("berth.user".into(), "guest".into());
     b.write_spec(&["sh", "-c", "id; echo $HOME; echo to-stdout > /dev/stdout"]);
     b.start_ok();
@@ -396,8 +473,7 @@ fn user_and_home_from_the_container_files() {
 #[test]
 fn joins_its_cgroup_before_exec() {
     let mut b = Bundle::new();
-    let cgroup = PathBuf::from(format!("/sys/fs/cgroup/pids/berth-shim-test-{}-{}", std::process::id(), b.id.len()));
-    let cgroup = cgroup.with_file_name(format!("{}-{}", cgroup.file_name().unwrap().to_str().unwrap(), &b.id[50..]));
+    let cgroup = PathBuf::from(format!("/sys/fs/cgroup/pids/berth-shim-test-{}", &b.id[48..]));
     fs::create_dir_all(&cgroup).unwrap();
     b.cgroup = Some(cgroup.clone());
     let procs = cgroup.join("cgroup.procs");
@@ -415,16 +491,19 @@ fn joins_its_cgroup_before_exec() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(b.lines("stdout").iter().any(|l| l.ends_with(":pids:/")), "{:?}", b.lines("stdout"));
-    b.rpc(Kind::Kill(KillRequest { signal: 15, all: true }));
+    // PID 1 of a pid namespace ignores signals it has no handler for
+    // (pid_namespaces(7)), SIGTERM included: SIGKILL it, and every member.
+    assert_eq!(b.rpc(Kind::Kill(KillRequest { signal: 9, all: true })).error, "");
     let status = b.wait_exit();
-    assert_eq!((status.code, status.signal), (143, Some(15)));
+    assert_eq!((status.code, status.signal), (137, Some(9)));
     b.wait_gone();
 }
 
 #[test]
 fn long_and_unterminated_output_becomes_partial_records() {
     let b = Bundle::new();
-    // 20000 bytes on one line, then "tail" with no newline.
+    // 32 KiB on one line (two records of 16 KiB, the first partial), then
+    // "tail" with no newline.
     b.write_spec(&["sh", "-c", "i=0; s=x; while [ $i -lt 14 ]; do s=$s$s; i=$((i+1)); done; echo $s$s; printf tail"]);
     b.start_ok();
     assert_eq!(b.wait_exit().code, 0);
@@ -449,6 +528,3 @@ fn bad_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("invalid container id \"xyz\""));
 }
-
-#[allow(dead_code)]
-fn unused(_: &Path) {}
