@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(command(&["sh".into()], true), "\"sh\"");
         assert_eq!(
             command(&["sh".into(), "-c".into(), "echo hello world forever".into()], true),
-            "\"sh -c echo hello wor…\""
+            "\"sh -c echo hello wo…\""
         );
     }
 }
