@@ -2,18 +2,8 @@
 //! overlayfs, images made by the fixtures from Debian's busybox-static.
 use std::time::Duration;
 
-use berth_tests::harness::{can_run_containers, Agent};
-
-const IMG: &str = "berth-test/busybox:latest";
-
-macro_rules! need_root {
-    () => {
-        if !can_run_containers() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use berth_tests::harness::Agent;
+use berth_tests::{need_root, IMG};
 
 #[test]
 fn seed_scenario_writes_stay_in_their_container() {
@@ -39,6 +29,14 @@ fn seed_scenario_writes_stay_in_their_container() {
     let r = a.ctl(&["run", "--name", "reader", IMG, "cat", "/foo"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("No such file") || r.stderr.contains("No such file"), "{r:?}");
+
+    // info counts them; the socket is 0660.
+    let info = a.ok(&["info"]);
+    for want in ["Containers: 2", "Stopped: 2", "Images: 1", "Storage Driver: overlayfs", "Cgroup Version: "] {
+        assert!(info.contains(want), "{want} in {info}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&a.socket).unwrap().permissions().mode() & 0o777, 0o660);
 
     // ps -a lists both as exited with their codes.
     let ps = a.ok(&["ps", "-a"]);

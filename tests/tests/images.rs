@@ -5,16 +5,8 @@
 use std::path::Path;
 
 use berth_tests::fixtures::{self, ImageSpec};
-use berth_tests::harness::{can_run_containers, Agent};
-
-macro_rules! need_root {
-    () => {
-        if !can_run_containers() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use berth_tests::harness::Agent;
+use berth_tests::need_root;
 
 fn dir_is_empty(p: &Path) -> bool {
     std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)

@@ -3,18 +3,8 @@
 //! nothing behind on the host.
 use std::time::Duration;
 
-use berth_tests::harness::{can_run_containers, Agent};
-
-const IMG: &str = "berth-test/busybox:latest";
-
-macro_rules! need_root {
-    () => {
-        if !can_run_containers() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
+use berth_tests::harness::Agent;
+use berth_tests::{need_root, IMG};
 
 fn status(a: &Agent, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", name])).unwrap();
