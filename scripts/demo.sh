@@ -23,7 +23,8 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 100); do "$bin/berthctl" version >/dev/null 2>&1 && break; sleep 0.05; done
 
-step() { printf '\n\033[1m$ berthctl %s\033[0m\n' "$*"; "$bin/berthctl" "$@"; }
+if [ -t 1 ]; then bold=$(printf "\033[1m"); off=$(printf "\033[0m"); else bold=; off=; fi
+step() { printf "\n%s$ berthctl %s%s\n" "$bold" "$*" "$off"; "$bin/berthctl" "$@"; }
 
 "$bin/mkimage" --format oci --name demo/busybox:latest "$work/busybox.tar" >/dev/null
 step load -i "$work/busybox.tar"
