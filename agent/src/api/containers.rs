@@ -78,6 +78,12 @@ impl pb::containers_server::Containers for ContainersApi {
         Ok(Response::new(pb::WaitResponse { exit_code: ev.exit_code, error: ev.error }))
     }
 
+    async fn commit(&self, req: Request<pb::CommitRequest>) -> Result<Response<pb::ImageResponse>, Status> {
+        let opts = convert::commit_options(req.into_inner());
+        let rec = self.manager.commit(opts).await?;
+        Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
+    }
+
     type LogsStream = LogStream;
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {

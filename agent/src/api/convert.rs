@@ -1,7 +1,8 @@
 //! Every conversion between protobuf messages and core types.
 use berth_proto::v1 as pb;
 
-use crate::containers::{ContainerRecord, CreateOptions, LogRecord};
+use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, LogRecord};
+use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 
 pub fn image(rec: &ImageRecord) -> pb::Image {
@@ -53,6 +54,28 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         hostname: r.hostname,
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
+    }
+}
+
+pub fn commit_options(r: pb::CommitRequest) -> CommitOptions {
+    CommitOptions {
+        container: r.container,
+        reference: r.reference,
+        message: r.message,
+        author: r.author,
+        changes: r.changes,
+        pause: r.pause,
+    }
+}
+
+pub fn history_entry(h: HistoryEntry) -> pb::HistoryEntry {
+    pb::HistoryEntry {
+        id: h.id,
+        created: h.created,
+        created_by: h.created_by,
+        size: h.size,
+        comment: h.comment,
+        empty_layer: h.empty_layer,
     }
 }
 

@@ -124,4 +124,11 @@ impl pb::images_server::Images for ImagesApi {
         let json = blocking(move || Ok(images.inspect_json(&r.reference)?)).await?;
         Ok(Response::new(pb::InspectResponse { json }))
     }
+
+    async fn history(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
+        let r = req.into_inner();
+        let images = self.manager.images.clone();
+        let entries = blocking(move || Ok(images.history(&r.reference)?)).await?;
+        Ok(Response::new(pb::HistoryResponse { entries: entries.into_iter().map(convert::history_entry).collect() }))
+    }
 }

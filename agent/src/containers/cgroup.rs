@@ -156,6 +156,59 @@ impl CgroupDriver {
         Err(self.err(id, last.map(|e| e.to_string()).unwrap_or_default()))
     }
 
+    /// Freezes every process of the container (v1 `freezer.state` =
+    /// `FROZEN`, v2 `cgroup.freeze` = `1`) and waits, bounded, until the
+    /// kernel reports it frozen. On a timeout the cgroup is thawed again.
+    /// Blocks: call it from a blocking task.
+    pub fn freeze(&self, id: &str) -> Result<()> {
+        let (file, on) = self.freezer_file(id)?;
+        for _ in 0..1000 {
+            // v1 may stay in FREEZING while a task sleeps in an odd place;
+            // writing FROZEN again retries it (runc does the same).
+            std::fs::write(&file, on).map_err(|e| self.err(id, format!("write {}: {e}", file.display())))?;
+            if self.is_frozen(id, &file) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.thaw(id);
+        Err(self.err(id, "the processes did not freeze within 5 seconds"))
+    }
+
+    /// Thaws the container's processes (a thawed cgroup stays thawed).
+    pub fn thaw(&self, id: &str) -> Result<()> {
+        let (file, _) = self.freezer_file(id)?;
+        let off = if self.v2 { "0" } else { "THAWED" };
+        std::fs::write(&file, off).map_err(|e| self.err(id, format!("write {}: {e}", file.display())))
+    }
+
+    /// The file that freezes the cgroup and the value that freezes it.
+    fn freezer_file(&self, id: &str) -> Result<(PathBuf, &'static str)> {
+        if self.v2 {
+            let f = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.freeze");
+            return if f.exists() {
+                Ok((f, "1"))
+            } else {
+                Err(self.err(id, "no cgroup.freeze: is the container running?"))
+            };
+        }
+        self.load(id)
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().join("freezer.state"))
+            .find(|f| f.exists())
+            .map(|f| (f, "FROZEN"))
+            .ok_or_else(|| self.err(id, "no freezer.state: the freezer controller is not mounted"))
+    }
+
+    fn is_frozen(&self, id: &str, file: &std::path::Path) -> bool {
+        if self.v2 {
+            let events = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.events");
+            return std::fs::read_to_string(events).is_ok_and(|t| t.lines().any(|l| l.trim() == "frozen 1"));
+        }
+        std::fs::read_to_string(file).is_ok_and(|t| t.trim() == "FROZEN")
+    }
+
     /// Whether the cgroup directory exists (in any hierarchy).
     pub fn exists(&self, id: &str) -> bool {
         self.load(id).exists()

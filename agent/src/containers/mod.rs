@@ -19,6 +19,7 @@ use crate::error::{AgentError, Result};
 use crate::images::ImageService;
 
 mod cgroup;
+mod commit;
 mod create;
 mod list;
 mod logs;
@@ -32,6 +33,7 @@ mod start;
 mod stop;
 
 pub use cgroup::CgroupDriver;
+pub use commit::CommitOptions;
 pub use create::CreateOptions;
 pub use list::Filters;
 pub use logs::{LogOptions, LogRecord};

@@ -48,6 +48,11 @@ impl Manager {
             match shim_client::state(&paths.shim_socket()).await {
                 Ok(resp) if resp.state.as_ref().is_some_and(|s| s.running) => {
                     tracing::info!(id = rec.short_id(), "container still running, re-attached");
+                    // A berthd killed during a commit leaves the container
+                    // frozen; berth has no paused state yet, so thaw.
+                    if rec.state.status == super::Status::Running {
+                        let _ = self.cgroups.thaw(&rec.id);
+                    }
                     self.spawn_monitor(&rec);
                 }
                 Ok(_) => {

@@ -23,9 +23,13 @@
 //! use redb's snapshot isolation instead. All functions block: berthd calls
 //! them from `spawn_blocking`.
 
+pub mod changes;
+pub mod commit;
+pub mod history;
 pub mod reference;
 pub mod store;
 
+mod diff;
 mod import;
 mod inspect;
 mod load;

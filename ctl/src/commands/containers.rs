@@ -80,6 +80,8 @@ pub enum ContainerCommand {
     Kill(KillArgs),
     /// Wait for containers to exit
     Wait(WaitArgs),
+    /// Create a new image from a container's changes
+    Commit(super::commit::CommitArgs),
 }
 
 pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
@@ -87,6 +89,7 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Ls(a) => ps(c, a).await,
         ContainerCommand::Inspect(a) => inspect(c, a).await,
         ContainerCommand::Rm(a) => rm(c, a).await,
+        ContainerCommand::Commit(a) => super::commit::commit(c, a).await,
         ContainerCommand::Stop(a) => stop(c, a).await,
         ContainerCommand::Kill(a) => kill(c, a).await,
         ContainerCommand::Wait(a) => wait(c, a).await,

@@ -81,6 +81,8 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Make a one-layer image from a rootfs tarball
     Import(ImportArgs),
+    /// Show the history of an image
+    History(super::commit::HistoryArgs),
 }
 
 pub async fn image(c: Client, cmd: ImageCommand) -> Result<u8> {
@@ -91,6 +93,7 @@ pub async fn image(c: Client, cmd: ImageCommand) -> Result<u8> {
         ImageCommand::Tag(a) => tag(c, a).await,
         ImageCommand::Load(a) => load(c, a).await,
         ImageCommand::Import(a) => import(c, a).await,
+        ImageCommand::History(a) => super::commit::history(c, a).await,
     }
 }
 

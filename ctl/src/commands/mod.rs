@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::client::Client;
 
+mod commit;
 mod containers;
 mod images;
 mod logs;
@@ -28,7 +29,11 @@ pub enum Command {
     Tag(images::TagArgs),
     /// Remove image names (and images no name or container still needs)
     Rmi(images::RmiArgs),
-    /// Image commands: ls, inspect, rm, tag
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Show the history of an image
+    History(commit::HistoryArgs),
+    /// Image commands: ls, inspect, rm, tag, history
     #[command(subcommand)]
     Image(images::ImageCommand),
     /// Create a container without starting it
@@ -86,6 +91,8 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Images(a) => images::list(c, a).await,
         Command::Tag(a) => images::tag(c, a).await,
         Command::Rmi(a) => images::rmi(c, a).await,
+        Command::Commit(a) => commit::commit(c, a).await,
+        Command::History(a) => commit::history(c, a).await,
         Command::Image(sub) => images::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
