@@ -28,11 +28,15 @@ cleanup() {
   [ -n "$ids" ] && "$bin/berthctl" rm -f $ids >/dev/null 2>&1 || true
   kill "$agent" 2>/dev/null || true
   if [ -n "$ctr_pid" ]; then
-    local c="ctr -a $work/ctrd.sock -n bench"
+    local c="ctr -a $work/ctrd.sock -n berth-bench"
     for id in $($c container ls -q 2>/dev/null); do
       $c task kill -s KILL "$id" >/dev/null 2>&1 || true
       $c task delete -f "$id" >/dev/null 2>&1 || true
       $c container delete "$id" >/dev/null 2>&1 || true
+    done
+    # runc keeps its state outside containerd's root
+    for id in $(runc --root /run/containerd/runc/berth-bench list -q 2>/dev/null); do
+      runc --root /run/containerd/runc/berth-bench delete -f "$id" >/dev/null 2>&1 || true
     done
     kill "$ctr_pid" 2>/dev/null || true
     pkill -9 -f "containerd-shim.*$work" 2>/dev/null || true
@@ -98,14 +102,14 @@ state = "$work/ctrd-state"
 TOML
   containerd --config "$work/ctrd.toml" >"$work/ctrd.log" 2>&1 &
   ctr_pid=$!
-  c="ctr -a $work/ctrd.sock -n bench"
+  c="ctr -a $work/ctrd.sock -n berth-bench"
   for _ in $(seq 100); do $c version >/dev/null 2>&1 && break; sleep 0.1; done
   $c image import --all-platforms "$work/img.tar" >/dev/null
   ref=docker.io/bench/busybox:latest
   i=0
-  ctr_run() { i=$((i + 1)); $c run --rm "$ref" "b$RANDOM$i" true; }
+  ctr_run() { i=$((i + 1)); $c run --rm "$ref" "b$$-$i" true; }
   echo "run --rm true: median $(median_ms ctr_run) ms over $RUNS runs"
-  for j in $(seq "$N"); do $c run -d "$ref" "s$j" sleep 100000 >/dev/null; done
+  for j in $(seq "$N"); do $c run -d "$ref" "s$$-$j" sleep 100000 >/dev/null; done
   sleep 1
   total=0; count=0
   for p in $(pgrep -f containerd-shim); do total=$((total + $(pss_kib "$p"))); count=$((count + 1)); done

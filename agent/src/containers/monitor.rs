@@ -59,14 +59,13 @@ impl Manager {
                 }
             }
         }
-        // Whatever is left of the container goes: processes first (a
-        // killed shim leaves its container running), then the cgroup.
-        self.cgroups.kill_all(id).await;
-        let oom = self.cgroups.oom_killed(id);
-        if let Err(e) = self.cgroups.remove(id) {
-            tracing::warn!(id = %&id[..12], error = %e, "remove cgroup");
+        // A shim that died without an exit status may leave its container
+        // running: its processes go before it is reported exited. With an
+        // exit status the init is dead, and with it its pid namespace.
+        if exit.is_none() {
+            self.cgroups.kill_all(id).await;
         }
-        let _ = std::fs::remove_dir_all(paths.state_dir());
+        let oom = self.cgroups.oom_killed(id);
 
         match exit {
             Some(st) => {
@@ -89,14 +88,22 @@ impl Manager {
         self.put_record(&rec)?;
         tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");
         let ev = ExitEvent { id: id.to_owned(), exit_code: rec.state.exit_code, error: rec.state.error.clone() };
-        drop(guard);
         if rec.auto_remove {
             self.remember_removed_exit(ev.clone());
+        }
+        // Waiters learn the exit now; the host clean-up below is not theirs
+        // to wait for. It stays under the lock so a restart cannot race it.
+        let _ = self.exits.send(ev);
+        if let Err(e) = self.cgroups.remove(id) {
+            tracing::warn!(id = %&id[..12], error = %e, "remove cgroup");
+        }
+        let _ = std::fs::remove_dir_all(paths.state_dir());
+        drop(guard);
+        if rec.auto_remove {
             if let Err(e) = Box::pin(self.remove(id, false)).await {
                 tracing::warn!(id = %&id[..12], error = %e, "auto-remove");
             }
         }
-        let _ = self.exits.send(ev);
         Ok(())
     }
 
