@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth's build, demo and tests need on a fresh Debian 12
-# machine: busybox-static (the test and demo images are made from it).
+# machine: busybox-static (the test and demo images are made from it),
+# skopeo and umoci (the interoperability tests read and write with them).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -8,6 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
 command -v mountpoint >/dev/null || need+=(util-linux)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use berth_proto::v1 as pb;
 use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{blocking, convert};
 use crate::containers::Manager;
 use crate::error::AgentError;
+use crate::images::filter::ImageFilters;
 
 pub struct ImagesApi {
     pub manager: Arc<Manager>,
@@ -22,6 +25,47 @@ struct Upload(PathBuf);
 impl Drop for Upload {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Bytes per `DataChunk` of a saved archive.
+const SAVE_CHUNK: usize = 1 << 20;
+/// Chunks in flight between the tar writer and the client: the writer
+/// blocks when the client reads slowly, so memory stays bounded.
+const SAVE_QUEUE: usize = 4;
+
+/// The `io::Write` end of a `Save` stream: gathers bytes into chunks and
+/// hands them to the gRPC stream, blocking while the queue is full. Only
+/// for use in a blocking task.
+struct ChunkWriter {
+    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(SAVE_CHUNK));
+        self.tx
+            .blocking_send(Ok(pb::DataChunk { data }))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len().min(SAVE_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() == SAVE_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
     }
 }
 
@@ -94,9 +138,14 @@ impl pb::images_server::Images for ImagesApi {
         Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
     }
 
-    async fn list(&self, _: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
+    async fn list(&self, req: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
+        let r = req.into_inner();
         let images = self.manager.images.clone();
-        let list = blocking(move || Ok(images.list()?)).await?;
+        let list = blocking(move || {
+            let filters = ImageFilters::parse(&r.filters)?;
+            Ok(images.list_filtered(&filters)?)
+        })
+        .await?;
         Ok(Response::new(pb::ListImagesResponse { images: list.iter().map(convert::image).collect() }))
     }
 
@@ -130,5 +179,24 @@ impl pb::images_server::Images for ImagesApi {
         let images = self.manager.images.clone();
         let entries = blocking(move || Ok(images.history(&r.reference)?)).await?;
         Ok(Response::new(pb::HistoryResponse { entries: entries.into_iter().map(convert::history_entry).collect() }))
+    }
+
+    type SaveStream = ReceiverStream<Result<pb::DataChunk, Status>>;
+
+    async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<Self::SaveStream>, Status> {
+        let r = req.into_inner();
+        let images = self.manager.images.clone();
+        // Resolve and open everything first: an unknown name is an error
+        // status, not a truncated stream.
+        let plan = blocking(move || Ok(images.save_plan(&r.references)?)).await?;
+        let (tx, rx) = mpsc::channel(SAVE_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(SAVE_CHUNK) };
+            if let Err(e) = plan.write(&mut w) {
+                tracing::warn!(error = %e, "save stopped");
+                let _ = tx.blocking_send(Err(Status::from(AgentError::from(e))));
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -32,8 +32,8 @@ const JSON_MAX: u64 = 16 << 20;
 /// How deep an index may nest other indexes.
 const INDEX_DEPTH_MAX: usize = 4;
 
-const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
-const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -103,6 +103,11 @@ impl Source {
         };
         fs::create_dir(dest).map_err(|e| ImageError::io(format!("create {}", dest.display()), e))?;
         let mut files = HashMap::new();
+        // Symlinks (`docker save` before 25 and skopeo's `docker-archive:`
+        // link `<id>/layer.tar` to a file elsewhere in the archive) are
+        // never made on disk: once every file is out, each becomes a hard
+        // link to the archive file it names, or the load fails.
+        let mut links: Vec<(String, PathBuf, PathBuf)> = Vec::new();
         let mut archive = tar::Archive::new(reader);
         let mut buf = vec![0u8; 256 * 1024];
         for entry in archive.entries().map_err(bad)? {
@@ -122,6 +127,11 @@ impl Source {
             let path = dest.join(&rel);
             if kind.is_dir() {
                 fs::create_dir_all(&path).map_err(|e| ImageError::io(format!("create {}", path.display()), e))?;
+                continue;
+            }
+            if kind == tar::EntryType::Symlink {
+                let target = entry.link_name().map_err(bad)?.unwrap_or_default().into_owned();
+                links.push((shown, rel, target));
                 continue;
             }
             if !kind.is_file() && kind != tar::EntryType::Continuous {
@@ -154,6 +164,27 @@ impl Source {
                 return Err(ImageError::Invalid(format!("invalid archive: truncated at entry {shown:?}")));
             }
             files.insert(rel, (hex, size));
+        }
+        // A link may name another link: resolve in rounds, as many as there are links.
+        for _ in 0..links.len() {
+            links.retain(|(_, rel, target)| {
+                let Some(to) = link_target(rel, target).filter(|t| files.contains_key(t)) else { return true };
+                let (from, to_path) = (dest.join(rel), dest.join(&to));
+                let made = from.parent().is_none_or(|p| fs::create_dir_all(p).is_ok())
+                    && !files.contains_key(rel)
+                    && fs::hard_link(&to_path, &from).is_ok();
+                if made {
+                    let known = files[&to].clone();
+                    files.insert(rel.clone(), known);
+                }
+                !made
+            });
+        }
+        if let Some((shown, _, _)) = links.first() {
+            return Err(ImageError::Invalid(format!(
+                "invalid archive: entry {shown:?} is a symlink; only regular files and directories (or symlinks to \
+                 files in the archive) may be in an image archive"
+            )));
         }
         Ok(Self { root: dest.to_owned(), files: Some(files) })
     }
@@ -234,6 +265,24 @@ fn plain_relative(p: &str) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// The archive path a symlink at `rel` points to, when it stays inside
+/// the archive: `a/layer.tar` → `../b.tar` gives `b.tar`.
+fn link_target(rel: &Path, target: &Path) -> Option<PathBuf> {
+    let mut out: Vec<&std::ffi::OsStr> =
+        rel.parent().map(|p| p.components().map(Component::as_os_str).collect()).unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out.iter().collect())
 }
 
 fn kind_name(kind: tar::EntryType) -> &'static str {
@@ -581,6 +630,17 @@ mod tests {
         assert_eq!(plain_relative("/a"), None);
         assert_eq!(plain_relative("a/../b"), None);
         assert_eq!(plain_relative("../b"), None);
+    }
+
+    #[test]
+    fn link_targets_stay_inside() {
+        let t = |rel: &str, target: &str| link_target(Path::new(rel), Path::new(target));
+        assert_eq!(t("a/layer.tar", "../b.tar"), Some(PathBuf::from("b.tar")));
+        assert_eq!(t("a/layer.tar", "../b/layer.tar"), Some(PathBuf::from("b/layer.tar")));
+        assert_eq!(t("x", "./y"), Some(PathBuf::from("y")));
+        assert_eq!(t("x", "../y"), None);
+        assert_eq!(t("a/x", "../../y"), None);
+        assert_eq!(t("x", "/etc/passwd"), None);
     }
 
     #[test]

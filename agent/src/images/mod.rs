@@ -25,8 +25,10 @@
 
 pub mod changes;
 pub mod commit;
+pub mod filter;
 pub mod history;
 pub mod reference;
+pub mod save;
 pub mod store;
 
 mod diff;
@@ -266,6 +268,11 @@ impl ImageService {
             .collect();
         out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// [`Self::list`] through `--filter`s.
+    pub fn list_filtered(&self, filters: &filter::ImageFilters) -> Result<Vec<ImageRecord>, ImageError> {
+        Ok(self.list()?.into_iter().filter_map(|i| filters.apply(i)).collect())
     }
 
     /// Finds one image by name (normalised: `busybox` finds

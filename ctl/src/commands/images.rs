@@ -1,4 +1,4 @@
-//! Image verbs: `load`, `import`, `images`, `tag`, `rmi`, `image ...`.
+//! Image verbs: `load`, `save`, `import`, `images`, `tag`, `rmi`, `image ...`.
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -23,6 +23,16 @@ pub struct LoadArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to this file instead of stdout
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Names or IDs of the images to save
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The rootfs tarball (plain, gzip or zstd), or `-` for stdin
     file: String,
@@ -41,6 +51,12 @@ pub struct ImagesArgs {
     /// Show full image IDs
     #[arg(long)]
     no_trunc: bool,
+    /// Show the manifest digests
+    #[arg(long)]
+    digests: bool,
+    /// Filter: `dangling=true|false`, `reference=PATTERN` (a glob on the name, e.g. `berth-test/*`)
+    #[arg(short, long = "filter")]
+    filters: Vec<String>,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -79,6 +95,8 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Load images from an archive
     Load(LoadArgs),
+    /// Save images to an OCI layout tar that `docker load` also reads
+    Save(SaveArgs),
     /// Make a one-layer image from a rootfs tarball
     Import(ImportArgs),
     /// Show the history of an image
@@ -92,6 +110,7 @@ pub async fn image(c: Client, cmd: ImageCommand) -> Result<u8> {
         ImageCommand::Rm(a) => rmi(c, a).await,
         ImageCommand::Tag(a) => tag(c, a).await,
         ImageCommand::Load(a) => load(c, a).await,
+        ImageCommand::Save(a) => save(c, a).await,
         ImageCommand::Import(a) => import(c, a).await,
         ImageCommand::History(a) => super::commit::history(c, a).await,
     }
@@ -143,6 +162,38 @@ pub async fn load(mut c: Client, a: LoadArgs) -> Result<u8> {
     Ok(0)
 }
 
+pub async fn save(mut c: Client, a: SaveArgs) -> Result<u8> {
+    use tokio::io::AsyncWriteExt;
+    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    // The call fails here, before any file is made, when a name is unknown.
+    let mut stream = c.images.save(pb::SaveRequest { references: a.images }).await?.into_inner();
+    let Some(path) = a.output else {
+        let mut out = tokio::io::stdout();
+        while let Some(chunk) = stream.message().await? {
+            out.write_all(&chunk.data).await.context("write stdout")?;
+        }
+        out.flush().await.context("write stdout")?;
+        return Ok(0);
+    };
+    let mut file = tokio::fs::File::create(&path).await.with_context(|| format!("create {}", path.display()))?;
+    let result: Result<()> = async {
+        while let Some(chunk) = stream.message().await? {
+            file.write_all(&chunk.data).await?;
+        }
+        file.sync_all().await?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        // No half archive that a later load would reject less clearly.
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    result.with_context(|| format!("save to {}", path.display()))?;
+    Ok(0)
+}
+
 pub async fn import(mut c: Client, a: ImportArgs) -> Result<u8> {
     let input = (a.file != "-").then(|| PathBuf::from(&a.file));
     let chunks = read_input(input.as_deref()).await?;
@@ -189,7 +240,7 @@ fn short_id(id: &str, no_trunc: bool) -> String {
 
 pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
     let json = a.format.json()?;
-    let mut images = c.images.list(pb::ListImagesRequest {}).await?.into_inner().images;
+    let mut images = c.images.list(pb::ListImagesRequest { filters: a.filters.clone() }).await?.into_inner().images;
     images.sort_by(|x, y| y.created.cmp(&x.created).then(x.names.cmp(&y.names)));
     let mut rows = Vec::new();
     for img in &images {
@@ -230,16 +281,20 @@ pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|(repo, tag, img)| {
-            vec![
-                repo.clone(),
-                tag.clone(),
-                short_id(&img.id, a.no_trunc),
-                created_since(img.created),
-                table::human_size(img.size),
-            ]
+            let mut row = vec![repo.clone(), tag.clone()];
+            if a.digests {
+                row.push(if img.manifest_digest.is_empty() { "<none>".into() } else { img.manifest_digest.clone() });
+            }
+            row.extend([short_id(&img.id, a.no_trunc), created_since(img.created), table::human_size(img.size)]);
+            row
         })
         .collect();
-    table::print(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table_rows);
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if a.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    table::print(&header, &table_rows);
     Ok(0)
 }
 

@@ -21,6 +21,8 @@ pub enum Command {
     Info,
     /// Load images from an OCI layout (tar or directory) or a `docker save` archive
     Load(images::LoadArgs),
+    /// Save images to a tar (OCI image layout plus Docker's manifest.json)
+    Save(images::SaveArgs),
     /// Make a one-layer image from a rootfs tarball
     Import(images::ImportArgs),
     /// List images
@@ -87,6 +89,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Version => system::version(c).await,
         Command::Info => system::info(c).await,
         Command::Load(a) => images::load(c, a).await,
+        Command::Save(a) => images::save(c, a).await,
         Command::Import(a) => images::import(c, a).await,
         Command::Images(a) => images::list(c, a).await,
         Command::Tag(a) => images::tag(c, a).await,
