@@ -9,14 +9,14 @@ use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 
 use chrono::SecondsFormat;
-use oci_spec::image::{Descriptor, HistoryBuilder, ImageManifest, ImageManifestBuilder, MediaType};
+use oci_spec::image::{Descriptor, HistoryBuilder, ImageManifest, MediaType};
 use redb::ReadableDatabase;
 
 use super::changes::{self, Change};
 use super::load::descriptor;
 use super::meta::ReadTables;
 use super::reference;
-use super::staging::{self, ImageInput, NewParts, Staging};
+use super::staging::{self, Staging};
 use super::store::{self, Staged};
 use super::unpack::Compression;
 use super::{diff, ImageError, ImageRecord, ImageService};
@@ -121,36 +121,12 @@ impl ImageService {
         config.history_mut().get_or_insert_with(Vec::new).push(entry.build().map_err(config_err)?);
         changes::apply(&mut config, &input.changes);
 
-        let config_bytes =
-            serde_json::to_vec(&config).map_err(|e| ImageError::Invalid(format!("encode config: {e}")))?;
-        let config_blob = staging.stage_bytes(&config_bytes)?;
         layer_descs.push(descriptor(MediaType::from(Compression::Gzip.layer_media_type()), &layer)?);
         layers.push(layer);
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(MediaType::ImageConfig, &config_blob)?)
-            .layers(layer_descs)
-            .build()
-            .map_err(|e| ImageError::Invalid(format!("build manifest: {e}")))?;
-        let manifest_bytes =
-            serde_json::to_vec(&manifest).map_err(|e| ImageError::Invalid(format!("encode manifest: {e}")))?;
-        let manifest_blob = staging.stage_bytes(&manifest_bytes)?;
-        let id = config_blob.digest();
-        staging.add_image(ImageInput {
-            id: id.clone(),
-            names: input.name.clone().into_iter().collect(),
-            new: Some(NewParts { manifest: manifest_blob, config: config_blob, parsed_config: config, layers }),
-        })?;
+        let id = staging.add_new_image(config, layer_descs, layers, input.name.clone().into_iter().collect())?;
         staging.commit()?;
         tracing::info!(id, base = %input.base_id, diff_id = %diff.diff_id, "committed");
-
-        let rtxn = self.db.begin_read()?;
-        let tables = ReadTables::open(&rtxn)?;
-        let meta =
-            tables.image(&id)?.ok_or_else(|| ImageError::Corrupt(format!("committed image {id} is not recorded")))?;
-        let names = tables.names_of(&id)?;
-        Ok(super::record(id, meta, names))
+        self.just_recorded(id, "committed")
     }
 }
 

@@ -7,15 +7,11 @@ use std::fs::File;
 use std::path::Path;
 
 use chrono::SecondsFormat;
-use oci_spec::image::{
-    Arch, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
-};
-use redb::ReadableDatabase;
+use oci_spec::image::{Arch, HistoryBuilder, ImageConfigurationBuilder, MediaType, Os, RootFsBuilder};
 
 use super::load::descriptor;
-use super::meta::ReadTables;
 use super::reference;
-use super::staging::{ImageInput, NewParts, Staging};
+use super::staging::Staging;
 use super::unpack::Compression;
 use super::{ImageError, ImageRecord, ImageService};
 
@@ -58,37 +54,9 @@ impl ImageService {
             .history(vec![history.build().map_err(config_err)?])
             .build()
             .map_err(config_err)?;
-        let config_bytes =
-            serde_json::to_vec(&config).map_err(|e| ImageError::Invalid(format!("encode config: {e}")))?;
-        let config_blob = staging.stage_bytes(&config_bytes)?;
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(MediaType::ImageConfig, &config_blob)?)
-            .layers(vec![descriptor(MediaType::from(compression.layer_media_type()), &layer)?])
-            .build()
-            .map_err(|e| ImageError::Invalid(format!("build manifest: {e}")))?;
-        let manifest_bytes =
-            serde_json::to_vec(&manifest).map_err(|e| ImageError::Invalid(format!("encode manifest: {e}")))?;
-        let manifest_blob = staging.stage_bytes(&manifest_bytes)?;
-        let id = config_blob.digest();
-        staging.add_image(ImageInput {
-            id: id.clone(),
-            names: name.into_iter().collect(),
-            new: Some(NewParts {
-                manifest: manifest_blob,
-                config: config_blob,
-                parsed_config: config,
-                layers: vec![layer],
-            }),
-        })?;
+        let layer_desc = descriptor(MediaType::from(compression.layer_media_type()), &layer)?;
+        let id = staging.add_new_image(config, vec![layer_desc], vec![layer], name.into_iter().collect())?;
         staging.commit()?;
-
-        let rtxn = self.db.begin_read()?;
-        let tables = ReadTables::open(&rtxn)?;
-        let meta =
-            tables.image(&id)?.ok_or_else(|| ImageError::Corrupt(format!("imported image {id} is not recorded")))?;
-        let names = tables.names_of(&id)?;
-        Ok(super::record(id, meta, names))
+        self.just_recorded(id, "imported")
     }
 }

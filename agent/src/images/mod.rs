@@ -403,6 +403,19 @@ impl ImageService {
     }
 }
 
+impl ImageService {
+    /// The record of an image this service has just committed; `what`
+    /// names the operation for the error if it is somehow missing.
+    fn just_recorded(&self, id: String, what: &str) -> Result<ImageRecord, ImageError> {
+        let rtxn = self.db.begin_read()?;
+        let tables = meta::ReadTables::open(&rtxn)?;
+        let meta =
+            tables.image(&id)?.ok_or_else(|| ImageError::Corrupt(format!("{what} image {id} is not recorded")))?;
+        let names = tables.names_of(&id)?;
+        Ok(record(id, meta, names))
+    }
+}
+
 fn record(id: String, meta: ImageMeta, mut names: Vec<String>) -> ImageRecord {
     names.sort();
     ImageRecord {

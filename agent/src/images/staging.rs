@@ -168,6 +168,39 @@ impl<'s> Staging<'s> {
         Ok(ReadTables::open(&rtxn)?.snapshot(chain_id)?.map(|s| s.size))
     }
 
+    /// Stages an image berth makes itself (import, commit): its config and
+    /// an OCI manifest over `layers`, described by `layer_descs`, to be
+    /// recorded under `names` by [`Staging::commit`]. Returns the image ID.
+    pub fn add_new_image(
+        &mut self,
+        config: ImageConfiguration,
+        layer_descs: Vec<oci_spec::image::Descriptor>,
+        layers: Vec<Staged>,
+        names: Vec<String>,
+    ) -> Result<String, ImageError> {
+        use oci_spec::image::{ImageManifestBuilder, MediaType};
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| ImageError::Invalid(format!("encode config: {e}")))?;
+        let config_blob = self.stage_bytes(&config_bytes)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(super::load::descriptor(MediaType::ImageConfig, &config_blob)?)
+            .layers(layer_descs)
+            .build()
+            .map_err(|e| ImageError::Invalid(format!("build manifest: {e}")))?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| ImageError::Invalid(format!("encode manifest: {e}")))?;
+        let manifest_blob = self.stage_bytes(&manifest_bytes)?;
+        let id = config_blob.digest();
+        self.add_image(ImageInput {
+            id: id.clone(),
+            names,
+            new: Some(NewParts { manifest: manifest_blob, config: config_blob, parsed_config: config, layers }),
+        })?;
+        Ok(id)
+    }
+
     /// Adds an image: reuses the snapshot of every layer chain that has one
     /// and unpacks the others, checking each diff ID against the config.
     pub fn add_image(&mut self, input: ImageInput) -> Result<(), ImageError> {
