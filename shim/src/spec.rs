@@ -34,6 +34,34 @@ pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
 pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
 pub const ANNOTATION_USER: &str = "berth.user";
 
+/// Docker's default capability set: these 14 and no others. berthd puts
+/// them in every spec it writes; kept here so agent and shim tests share it.
+pub const DEFAULT_CAPABILITIES: [oci_spec::runtime::Capability; 14] = {
+    use oci_spec::runtime::Capability as C;
+    [
+        C::Chown,
+        C::DacOverride,
+        C::Fsetid,
+        C::Fowner,
+        C::Mknod,
+        C::NetRaw,
+        C::Setgid,
+        C::Setuid,
+        C::Setfcap,
+        C::Setpcap,
+        C::NetBindService,
+        C::SysChroot,
+        C::Kill,
+        C::AuditWrite,
+    ]
+};
+
+/// The namespaces every berth container gets (Docker's set, plus cgroup).
+pub const DEFAULT_NAMESPACES: [oci_spec::runtime::LinuxNamespaceType; 6] = {
+    use oci_spec::runtime::LinuxNamespaceType as N;
+    [N::Mount, N::Pid, N::Uts, N::Ipc, N::Network, N::Cgroup]
+};
+
 /// `PATH` when the spec's environment has none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

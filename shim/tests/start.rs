@@ -16,8 +16,8 @@ use berth_proto::shim::{request::Kind, KillRequest, Request, Response, ShutdownR
 use berth_shim::layout::{ContainerPaths, ExitStatus};
 use berth_shim::logfmt;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, Mount, MountBuilder, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 const APPLETS: &[&str] = &["sh", "echo", "cat", "hostname", "ls", "sleep", "id", "true", "false", "touch", "mkdir"];
@@ -69,24 +69,7 @@ impl Bundle {
     }
 
     fn spec(&self, args: &[&str]) -> Spec {
-        let caps: std::collections::HashSet<Capability> = [
-            Capability::Chown,
-            Capability::DacOverride,
-            Capability::Fsetid,
-            Capability::Fowner,
-            Capability::Mknod,
-            Capability::NetRaw,
-            Capability::Setgid,
-            Capability::Setuid,
-            Capability::Setfcap,
-            Capability::Setpcap,
-            Capability::NetBindService,
-            Capability::SysChroot,
-            Capability::Kill,
-            Capability::AuditWrite,
-        ]
-        .into_iter()
-        .collect();
+        let caps: std::collections::HashSet<Capability> = berth_shim::spec::DEFAULT_CAPABILITIES.into_iter().collect();
         let process = ProcessBuilder::default()
             .terminal(false)
             .user(UserBuilder::default().uid(0u32).gid(0u32).build().unwrap())
@@ -103,17 +86,10 @@ impl Bundle {
             )
             .build()
             .unwrap();
-        let namespaces = [
-            LinuxNamespaceType::Mount,
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Network,
-            LinuxNamespaceType::Cgroup,
-        ]
-        .into_iter()
-        .map(|t| LinuxNamespaceBuilder::default().typ(t).build().unwrap())
-        .collect::<Vec<_>>();
+        let namespaces = berth_shim::spec::DEFAULT_NAMESPACES
+            .into_iter()
+            .map(|t| LinuxNamespaceBuilder::default().typ(t).build().unwrap())
+            .collect::<Vec<_>>();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let linux = LinuxBuilder::default()
             .namespaces(namespaces)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, ProcessBuilder,
-    RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use super::ContainerRecord;
@@ -16,26 +16,8 @@ use crate::error::{AgentError, Result};
 // The annotation keys are the shim's: one definition for both sides.
 use berth_shim::spec::{
     ANNOTATION_CGROUP_JOIN as CGROUP_JOIN, ANNOTATION_LOWERDIR as LOWERDIR, ANNOTATION_UPPERDIR as UPPERDIR,
-    ANNOTATION_USER as USER, ANNOTATION_WORKDIR as WORKDIR,
+    ANNOTATION_USER as USER, ANNOTATION_WORKDIR as WORKDIR, DEFAULT_CAPABILITIES as DEFAULT_CAPS, DEFAULT_NAMESPACES,
 };
-
-/// Docker's default capability set: these 14 and no others.
-pub const DEFAULT_CAPS: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
 
 /// Everything the spec needs besides the record.
 pub struct SpecInputs<'a> {
@@ -79,17 +61,10 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .build()
         .map_err(spec_err)?;
 
-    let namespaces = [
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Cgroup,
-    ]
-    .into_iter()
-    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build().map_err(spec_err))
-    .collect::<Result<Vec<_>>>()?;
+    let namespaces = DEFAULT_NAMESPACES
+        .into_iter()
+        .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build().map_err(spec_err))
+        .collect::<Result<Vec<_>>>()?;
     let defaults = oci_spec::runtime::Linux::default();
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
