@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::{Filters, LogOptions, Manager};
 
 pub struct ContainersApi {
@@ -82,6 +82,23 @@ impl pb::containers_server::Containers for ContainersApi {
         let opts = convert::commit_options(req.into_inner());
         let rec = self.manager.commit(opts).await?;
         Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
+    }
+
+    type ExportStream = ReceiverStream<Result<pb::DataChunk, Status>>;
+
+    async fn export(&self, req: Request<pb::ContainerRef>) -> Result<Response<Self::ExportStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNK_QUEUE);
+        let on_error = tx.clone();
+        let failed = move |e: crate::error::AgentError| {
+            let _ = on_error.blocking_send(Err(Status::from(e)));
+        };
+        self.manager.export(&req.into_inner().id, ChunkWriter::new(tx), failed).await?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn prune(&self, _: Request<pb::PruneContainersRequest>) -> Result<Response<pb::PruneResponse>, Status> {
+        let (deleted, reclaimed) = self.manager.prune().await?;
+        Ok(Response::new(pb::PruneResponse { deleted, reclaimed }))
     }
 
     type LogsStream = LogStream;

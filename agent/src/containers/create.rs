@@ -31,7 +31,9 @@ impl Manager {
     pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
         let images = self.images.clone();
         let reference = opts.image.clone();
-        let image = tokio::task::spawn_blocking(move || images.resolve(&reference))
+        // Held until the record is committed: from then on the record keeps
+        // the image from `rmi` and `image prune`.
+        let (image, _lease) = tokio::task::spawn_blocking(move || images.lease(&reference))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??;
 

@@ -21,10 +21,12 @@ use crate::images::ImageService;
 mod cgroup;
 mod commit;
 mod create;
+mod export;
 mod list;
 mod logs;
 mod monitor;
 mod names;
+mod prune;
 mod recover;
 mod remove;
 mod shim_client;
@@ -37,6 +39,7 @@ pub use commit::CommitOptions;
 pub use create::CreateOptions;
 pub use list::Filters;
 pub use logs::{LogOptions, LogRecord};
+pub use prune::ContainerUsage;
 
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 
