@@ -256,6 +256,7 @@ async fn handle(mut stream: UnixStream, shared: &Shared) {
             shared.answer(String::new())
         }
         Some(Kind::Shutdown(_)) => shared.shutdown().await,
+        Some(Kind::Attach(_) | Kind::Exec(_)) => shared.answer("not supported by this shim".into()),
         None => shared.answer("empty request".into()),
     };
     if let Err(e) = write_frame(&mut stream, &response).await {

@@ -21,6 +21,7 @@ fn reply(rec: crate::containers::ContainerRecord) -> Response<pb::ContainerRespo
 }
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+type IoStream = Pin<Box<dyn Stream<Item = Result<pb::IoOut, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::containers_server::Containers for ContainersApi {
@@ -99,6 +100,18 @@ impl pb::containers_server::Containers for ContainersApi {
     async fn prune(&self, _: Request<pb::PruneContainersRequest>) -> Result<Response<pb::PruneResponse>, Status> {
         let (deleted, reclaimed) = self.manager.prune().await?;
         Ok(Response::new(pb::PruneResponse { deleted, reclaimed }))
+    }
+
+    type AttachStream = IoStream;
+
+    async fn attach(&self, _req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::AttachStream>, Status> {
+        Err(Status::unimplemented("attach is not implemented yet"))
+    }
+
+    type ExecStream = IoStream;
+
+    async fn exec(&self, _req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::ExecStream>, Status> {
+        Err(Status::unimplemented("exec is not implemented yet"))
     }
 
     type LogsStream = LogStream;

@@ -39,6 +39,8 @@ pub fn container(rec: &ContainerRecord) -> pb::Container {
             .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default(),
+        tty: rec.process.tty,
+        open_stdin: rec.process.open_stdin,
     }
 }
 
@@ -54,6 +56,9 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         hostname: r.hostname,
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
+        tty: r.tty,
+        open_stdin: r.open_stdin,
+        console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
     }
 }
 
@@ -125,4 +130,8 @@ pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
         },
         "HostConfig": { "AutoRemove": rec.auto_remove },
     })
+}
+
+fn clamp_u16(v: u32) -> u16 {
+    v.min(u32::from(u16::MAX)) as u16
 }

@@ -24,6 +24,10 @@ pub struct CreateOptions {
     pub hostname: String,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// Columns and rows of the client's terminal.
+    pub console: (u16, u16),
 }
 
 impl Manager {
@@ -87,6 +91,9 @@ impl Manager {
             user: first_non_empty(&opts.user, cfg.user().as_deref().unwrap_or(""), ""),
             hostname,
             stop_signal: cfg.stop_signal().clone().unwrap_or_default(),
+            tty: opts.tty,
+            open_stdin: opts.open_stdin,
+            console: opts.console,
         };
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(

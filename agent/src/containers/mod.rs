@@ -88,6 +88,15 @@ pub struct ProcessConfig {
     pub user: String,
     pub hostname: String,
     pub stop_signal: String,
+    /// A terminal for the process (`-t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// stdin kept open for attaches (`-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// The terminal's size at create (columns, rows); 0 = unknown.
+    #[serde(default)]
+    pub console: (u16, u16),
 }
 
 /// The live part of a record.

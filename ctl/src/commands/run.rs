@@ -104,6 +104,7 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
         hostname: o.hostname.clone().unwrap_or_default(),
         auto_remove: o.rm,
         labels,
+        ..Default::default()
     }
 }
 
