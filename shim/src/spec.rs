@@ -13,6 +13,8 @@
 //!   `cgroup.procs` on v2) the init writes `0` into, to join its cgroup
 //!   before it unshares its cgroup namespace.
 //! * `berth.user`: the user as the person gave it (see [`crate::user`]).
+//! * `berth.stdin`: `true` keeps the process's stdin open (a pipe, or the
+//!   terminal) for attaches, Docker's `-i`.
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -33,6 +35,7 @@ pub const ANNOTATION_UPPERDIR: &str = "berth.rootfs.upperdir";
 pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
 pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
 pub const ANNOTATION_USER: &str = "berth.user";
+pub const ANNOTATION_STDIN: &str = "berth.stdin";
 
 /// Docker's default capability set: these 14 and no others. berthd puts
 /// them in every spec it writes; kept here so agent and shim tests share it.
@@ -76,10 +79,21 @@ pub struct Plan {
     /// `/proc/sys/...` file and value.
     pub sysctl: Vec<(PathBuf, String)>,
     pub process: ProcessPlan,
+    pub stdio: StdioPlan,
+}
+
+/// How the init's stdio is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StdioPlan {
+    /// A terminal (`process.terminal`) of this many columns and rows
+    /// (`process.consoleSize`; 0 when not given).
+    pub terminal: Option<(u16, u16)>,
+    /// stdin kept open for attaches (`berth.stdin`), else `/dev/null`.
+    pub open_stdin: bool,
 }
 
 /// The container's process.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProcessPlan {
     pub args: Vec<CString>,
     /// `args[0]` as given, for lookup and messages.
@@ -149,7 +163,44 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         hostname,
         sysctl,
         process: process_plan(spec, annotations)?,
+        stdio: stdio_plan(spec, annotations),
     })
+}
+
+fn stdio_plan(spec: &Spec, annotations: &HashMap<String, String>) -> StdioPlan {
+    let process = spec.process().as_ref();
+    let terminal = process.filter(|p| p.terminal() == Some(true)).map(|p| match p.console_size() {
+        Some(b) => (b.width().min(u64::from(u16::MAX)) as u16, b.height().min(u64::from(u16::MAX)) as u16),
+        None => (0, 0),
+    });
+    StdioPlan { terminal, open_stdin: annotations.get(ANNOTATION_STDIN).is_some_and(|v| v == "true") }
+}
+
+impl ProcessPlan {
+    /// The plan of a process exec'd into the running container: this one's
+    /// capabilities, limits and umask, with its own command, environment,
+    /// working directory and user (empty: root).
+    pub fn for_exec(&self, args: &[String], env: &[String], cwd: &str, user: &str) -> Result<Self, ShimError> {
+        let arg0 = args
+            .first()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .ok_or_else(|| ShimError::Spec("no command given to exec".into()))?;
+        let cwd = PathBuf::from(if cwd.is_empty() { "/" } else { cwd });
+        if !cwd.is_absolute() {
+            return Err(ShimError::Spec(format!("the working directory {} is not absolute", cwd.display())));
+        }
+        Ok(Self {
+            args: c_strings(args, "exec args")?,
+            arg0,
+            env_has_home: env.iter().any(|e| e.starts_with("HOME=")),
+            env: c_strings(env, "exec env")?,
+            path: env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned(),
+            cwd,
+            user: UserRequest::new(Some(user), &oci_spec::runtime::User::default()),
+            ..self.clone()
+        })
+    }
 }
 
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
@@ -166,9 +217,6 @@ fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
 
 fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<ProcessPlan, ShimError> {
     let process = spec.process().as_ref().ok_or_else(|| ShimError::Spec("config.json has no process".into()))?;
-    if process.terminal() == Some(true) {
-        return Err(ShimError::Spec("a terminal is not supported yet".into()));
-    }
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args
         .first()

@@ -9,8 +9,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{convert, ChunkWriter, CHUNK_QUEUE};
-use crate::containers::{Filters, LogOptions, Manager};
+use super::{convert, io, ChunkWriter, CHUNK_QUEUE};
+use crate::containers::{Attached, Filters, LogOptions, Manager};
 
 pub struct ContainersApi {
     pub manager: Arc<Manager>,
@@ -104,14 +104,34 @@ impl pb::containers_server::Containers for ContainersApi {
 
     type AttachStream = IoStream;
 
-    async fn attach(&self, _req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::AttachStream>, Status> {
-        Err(Status::unimplemented("attach is not implemented yet"))
+    async fn attach(&self, req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::AttachStream>, Status> {
+        let since = berth_shim::layout::now_nanos();
+        let mut input = req.into_inner();
+        let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Attach(a)) }) = input.message().await? else {
+            return Err(Status::invalid_argument("the first message of an attach must name the container"));
+        };
+        let attached = self.manager.attach(&a.id, a.stdin, a.from_start).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let m = self.manager.clone();
+        match attached {
+            Attached::Live(stream) => tokio::spawn(io::relay(m, input, stream, tx, false)),
+            Attached::Exited { id, exit_code } => tokio::spawn(io::replay(m, id, exit_code, since, tx)),
+        };
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type ExecStream = IoStream;
 
-    async fn exec(&self, _req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::ExecStream>, Status> {
-        Err(Status::unimplemented("exec is not implemented yet"))
+    async fn exec(&self, req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut input = req.into_inner();
+        let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Exec(x)) }) = input.message().await? else {
+            return Err(Status::invalid_argument("the first message of an exec must describe the process"));
+        };
+        let detach = x.detach;
+        let stream = self.manager.exec(convert::exec_options(x)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(io::relay(self.manager.clone(), input, stream, tx, detach));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type LogsStream = LogStream;

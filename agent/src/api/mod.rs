@@ -13,6 +13,7 @@ use crate::images::ImageError;
 mod containers;
 mod convert;
 mod images;
+mod io;
 mod system;
 
 pub use containers::ContainersApi;

@@ -80,6 +80,9 @@ impl Manager {
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_owned());
+        }
         let hostname = if opts.hostname.is_empty() { id[..12].to_owned() } else { opts.hostname.clone() };
         env.retain(|e| !e.starts_with("HOSTNAME="));
         env.push(format!("HOSTNAME={hostname}"));
