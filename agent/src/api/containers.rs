@@ -110,13 +110,26 @@ impl pb::containers_server::Containers for ContainersApi {
         let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Attach(a)) }) = input.message().await? else {
             return Err(Status::invalid_argument("the first message of an attach must name the container"));
         };
-        let attached = self.manager.attach(&a.id, a.stdin, a.from_start).await?;
+        // Known, or an error status now; the rest (the wait for a created
+        // container's start) happens behind the answer, so the client can
+        // start the container after this call returns.
+        self.manager.lookup(&a.id)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let m = self.manager.clone();
-        match attached {
-            Attached::Live(stream) => tokio::spawn(io::relay(m, input, stream, tx, false)),
-            Attached::Exited { id, exit_code } => tokio::spawn(io::replay(m, id, exit_code, since, tx)),
-        };
+        tokio::spawn(async move {
+            let attached = tokio::select! {
+                r = m.attach(&a.id, a.stdin, a.from_start) => r,
+                // The client left before the container started.
+                _ = tx.closed() => return,
+            };
+            match attached {
+                Ok(Attached::Live(stream)) => io::relay(m, input, stream, tx, false).await,
+                Ok(Attached::Exited { id, exit_code }) => io::replay(m, id, exit_code, since, tx).await,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                }
+            }
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
