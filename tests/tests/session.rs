@@ -89,7 +89,7 @@ fn run_it_in_a_real_terminal() {
     let script =
         format!("stty -g > before; berthctl run -it --name tty1 {IMG} sh; echo $? > code; stty -g > after; sleep 600");
     let t = Tmux::start(&a, "run", 100, 30, &script);
-    t.wait_for("/ # ", 1);
+    t.wait_for("/ #", 1);
     // The size is right from the first byte, not fixed up afterwards.
     t.line("stty size");
     t.wait_for("30 100", 1);
@@ -117,9 +117,9 @@ fn the_seed_scenario_at_the_keyboard() {
         "berthctl run -it --name k1 {IMG} sh; berthctl run -it --name k2 {IMG} cat /foo; echo $? > code; sleep 600"
     );
     let t = Tmux::start(&a, "seed", 80, 24, &script);
-    t.wait_for("/ # ", 1);
+    t.wait_for("/ #", 1);
     t.line("echo important > /foo");
-    t.wait_for("/ # ", 2);
+    t.wait_for("/ #", 2);
     t.line("exit");
     let code = read_when_there(&a.dir.path().join("code"));
     assert_eq!(code, "1\n");
@@ -178,7 +178,7 @@ fn exec_runs_inside_the_container() {
     assert_eq!(a.ok(&["exec", "web", "echo", "hi"]), "hi\n");
     assert_eq!(a.ctl(&["exec", "web", "sh", "-c", "exit 7"]).code, 7);
     // The container's pid namespace: its init is pid 1.
-    assert_eq!(a.ok(&["exec", "web", "cat", "/proc/1/cmdline"]), "sleep\0600\0");
+    assert_eq!(a.ok(&["exec", "web", "cat", "/proc/1/cmdline"]), "sleep\x00600\x00");
     // Its environment, working directory, user and -e/-w/-u.
     let env = a.ok(&["exec", "-e", "X=y", "web", "env"]);
     assert!(env.contains("FROM_RUN=1\n") && env.contains("X=y\n"), "{env}");

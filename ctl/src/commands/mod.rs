@@ -6,9 +6,12 @@ use clap::{Args, Subcommand};
 
 use crate::client::Client;
 
+mod attach;
 mod commit;
 mod containers;
+mod exec;
 mod images;
+mod io;
 mod logs;
 mod prune;
 mod run;
@@ -49,6 +52,10 @@ pub enum Command {
     /// Create and start a container
     #[command(disable_help_flag = true)]
     Run(run::RunArgs),
+    /// Attach to a running container's input and output
+    Attach(attach::AttachArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// Stop running containers: the stop signal, then SIGKILL after a grace period
     Stop(containers::StopArgs),
     /// Send a signal to running containers
@@ -107,6 +114,8 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
         Command::Run(a) => run::run(c, a).await,
+        Command::Attach(a) => attach::attach(c, a).await,
+        Command::Exec(a) => exec::exec(c, a).await,
         Command::Stop(a) => containers::stop(c, a).await,
         Command::Kill(a) => containers::kill(c, a).await,
         Command::Rm(a) => containers::rm(c, a).await,
