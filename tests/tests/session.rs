@@ -223,3 +223,52 @@ fn exec_runs_inside_the_container() {
     let id = a.id_of("web");
     assert!(Agent::cgroups_of(&id).is_empty(), "cgroup left");
 }
+
+#[test]
+fn start_ai_on_a_created_container_with_other_detach_keys() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["create", "-it", "--name", "s1", IMG, "sh"]);
+    let script = "berthctl start -ai --detach-keys ctrl-x,x s1; echo $? > code1; \
+                  berthctl attach s1; echo $? > code2; sleep 600";
+    let t = Tmux::start(&a, "start", 90, 20, script);
+    t.wait_for("/ #", 1);
+    t.line("stty size; echo five-$((2+3))");
+    t.wait_for("20 90", 1);
+    t.wait_for("five-5", 1);
+    // ctrl-p ctrl-q is not the sequence here: it goes to the shell.
+    t.keys(&["C-p", "C-q"]);
+    t.keys(&["C-x", "x"]);
+    assert_eq!(read_when_there(&a.dir.path().join("code1")), "0\n");
+    let ps = a.ok(&["ps", "--filter", "name=s1", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
+    // Attached again: the same shell, with what it printed before.
+    t.line("echo again-$((3+4))");
+    t.wait_for("again-7", 1);
+    t.line("exit 5");
+    assert_eq!(read_when_there(&a.dir.path().join("code2")), "5\n");
+    let ps = a.ok(&["ps", "-a", "--filter", "name=s1"]);
+    assert!(ps.contains("Exited (5)"), "{ps}");
+}
+
+#[test]
+fn exec_it_in_a_real_terminal() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "web", IMG, "sleep", "600"]);
+    let script = "stty -g > before; berthctl exec -it web sh; echo $? > code; stty -g > after; sleep 600";
+    let t = Tmux::start(&a, "exec", 70, 15, script);
+    t.wait_for("/ #", 1);
+    t.line("stty size; test -t 0 && echo exec-tty-$TERM");
+    t.wait_for("15 70", 1);
+    t.wait_for("exec-tty-xterm", 1);
+    t.line("exit 9");
+    let dir = a.dir.path();
+    assert_eq!(read_when_there(&dir.join("code")), "9\n");
+    assert_eq!(read_when_there(&dir.join("after")), read_when_there(&dir.join("before")), "terminal mode not restored");
+    // The container is untouched by the exec's end.
+    let ps = a.ok(&["ps", "--filter", "name=web", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
+}
