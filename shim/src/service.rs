@@ -12,7 +12,6 @@
 //! remove `shim.sock` and `shim.pid`, linger briefly for answers in flight,
 //! and exit. An exit status is never told before it is on disk.
 use std::cell::Cell;
-use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::PathBuf;
@@ -30,8 +29,9 @@ use tokio::task::spawn_local;
 use crate::daemon::remove_state_files;
 use crate::diag;
 use crate::layout::{ContainerPaths, ExitStatus};
+use crate::logfile::LogFile;
 use crate::reaper;
-use crate::stdio::{self, LogFile};
+use crate::stdio;
 
 /// How long output may keep flowing after the init's exit (from processes
 /// outside its pid namespace that still hold the pipes).
@@ -52,7 +52,7 @@ pub struct Running {
     /// Bound on `shim.sock`.
     pub listener: StdUnixListener,
     /// `container.log`, opened for appending.
-    pub log: File,
+    pub log: LogFile,
     /// For `kill --all` when the container shares the host's pid namespace.
     pub cgroup_join: Vec<PathBuf>,
 }
@@ -88,7 +88,7 @@ async fn run(r: Running, paths: &ContainerPaths) {
         exit: exit_rx,
         active: Cell::new(0),
     });
-    let log = Rc::new(LogFile::new(r.log));
+    let log = Rc::new(r.log);
     let mut pumps = Vec::new();
     for (fd, name) in [(r.stdout, "stdout"), (r.stderr, "stderr")] {
         match pipe::Receiver::from_owned_fd(fd) {
