@@ -54,6 +54,7 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         hostname: r.hostname,
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
+        log_opts: r.log_opts.into_iter().collect(),
     }
 }
 
@@ -123,6 +124,9 @@ pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
             "Labels": rec.labels,
             "StopSignal": rec.process.stop_signal,
         },
-        "HostConfig": { "AutoRemove": rec.auto_remove },
+        "HostConfig": {
+            "AutoRemove": rec.auto_remove,
+            "LogConfig": { "Type": "berth", "Config": crate::containers::log_opts_of(&rec.log) },
+        },
     })
 }

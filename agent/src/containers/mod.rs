@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_shim::layout::{ContainerId, ContainerPaths, Layout};
+use berth_shim::logfile::LogLimits;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -22,6 +23,7 @@ mod cgroup;
 mod commit;
 mod create;
 mod list;
+mod logopts;
 mod logs;
 mod monitor;
 mod names;
@@ -36,6 +38,7 @@ pub use cgroup::CgroupDriver;
 pub use commit::CommitOptions;
 pub use create::CreateOptions;
 pub use list::Filters;
+pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
 
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
@@ -123,6 +126,10 @@ pub struct ContainerRecord {
     pub labels: HashMap<String, String>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// How the shim rotates the log; records from before rotation existed
+    /// get the default.
+    #[serde(default)]
+    pub log: LogLimits,
     pub state: State,
 }
 

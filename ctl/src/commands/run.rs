@@ -41,6 +41,10 @@ pub struct ContainerOpts {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Log rotation, KEY=VALUE, repeatable: max-size=SIZE (10k, 10m, 1g or
+    /// bytes; default 10m) and max-file=N (files kept, 1 to 100; default 3)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -72,7 +76,7 @@ pub struct StartArgs {
     containers: Vec<String>,
 }
 
-fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
+fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
     let env = o
         .env
         .iter()
@@ -93,7 +97,16 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
             None => (l.clone(), String::new()),
         })
         .collect();
-    pb::CreateContainerRequest {
+    // berthd checks keys and values; here only the shape.
+    let log_opts = o
+        .log_opt
+        .iter()
+        .map(|opt| match opt.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(anyhow::anyhow!("invalid --log-opt \"{opt}\": want KEY=VALUE, e.g. max-size=10m")),
+        })
+        .collect::<Result<_>>()?;
+    Ok(pb::CreateContainerRequest {
         image: o.image.clone(),
         name: o.name.clone().unwrap_or_default(),
         cmd: o.command.clone(),
@@ -104,7 +117,8 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
         hostname: o.hostname.clone().unwrap_or_default(),
         auto_remove: o.rm,
         labels,
-    }
+        log_opts,
+    })
 }
 
 /// Docker's exit code for a start failure: 127 not found, 126 cannot
@@ -123,13 +137,13 @@ fn start_failure_code(message: &str) -> u8 {
 }
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     println!("{}", ct.id);
     Ok(0)
 }
 
 pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     if a.detach {
         if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
             return fail_start(&mut c, &ct, a.opts.rm, s).await;
