@@ -13,6 +13,12 @@
 //! again. It is read to its end, then the files newer than it (all of them
 //! when it has been dropped already) take over. A record is sent once, and
 //! none is skipped that the shim still keeps.
+//!
+//! Files not yet opened are lost when the container's directory goes, and
+//! a container that writes a burst and exits can leave several behind the
+//! follower's last look. So an auto-remove (`run --rm`) first waits, up to
+//! [`READERS_GRACE`], for the `logs` calls reading that container to end;
+//! a follower ends soon after the exit, once it has read everything.
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -30,6 +36,10 @@ use crate::error::{AgentError, Result};
 
 /// Records read per blocking call.
 const BATCH: usize = 1024;
+
+/// How long an auto-remove waits for readers of the log (a slow client
+/// can keep one reading for a long time).
+const READERS_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default)]
 pub struct LogOptions {
@@ -64,6 +74,7 @@ impl Manager {
     pub async fn logs(self: &Arc<Self>, key: &str, opts: LogOptions, tx: mpsc::Sender<LogRecord>) -> Result<()> {
         let rec = self.lookup(key)?;
         let id = rec.id.clone();
+        let _reading = ReaderGuard::new(self, &id);
         let paths = self.paths(&rec);
         let mut exits = self.exits.subscribe();
         let _ = tx.send(LogRecord { time: 0, stream: String::new(), data: Vec::new() }).await;
@@ -135,6 +146,54 @@ impl Manager {
                 _ = tx.closed() => return Ok(()),
             }
         }
+    }
+}
+
+impl Manager {
+    /// Waits until no `logs` call reads the log of `id` (or the grace
+    /// period is over): an auto-remove must not delete files a follower
+    /// has yet to open.
+    pub(crate) async fn wait_for_log_readers(&self, id: &str) {
+        let deadline = tokio::time::Instant::now() + READERS_GRACE;
+        loop {
+            // Registered before the check, so a reader that ends in
+            // between still wakes this.
+            let ended = self.log_reader_done.notified();
+            if self.log_readers.lock().unwrap_or_else(|e| e.into_inner()).get(id).is_none() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                tracing::warn!(id = %&id[..12], "removing the container while its log is still being read");
+                return;
+            }
+        }
+    }
+}
+
+/// Counts one `logs` call for [`Manager::wait_for_log_readers`].
+struct ReaderGuard<'a> {
+    manager: &'a Manager,
+    id: &'a str,
+}
+
+impl<'a> ReaderGuard<'a> {
+    fn new(manager: &'a Manager, id: &'a str) -> Self {
+        *manager.log_readers.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_owned()).or_default() += 1;
+        Self { manager, id }
+    }
+}
+
+impl Drop for ReaderGuard<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.manager.log_readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = readers.get_mut(self.id) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(self.id);
+            }
+        }
+        drop(readers);
+        self.manager.log_reader_done.notify_waiters();
     }
 }
 

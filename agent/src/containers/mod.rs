@@ -166,6 +166,10 @@ pub struct Manager {
     removed_exits: Mutex<HashMap<String, ExitEvent>>,
     /// Serialises name checks with inserts.
     names_lock: Mutex<()>,
+    /// `logs` calls reading each container's log, and a wake-up for each
+    /// one that ends (an auto-remove waits for them: see `logs.rs`).
+    log_readers: Mutex<HashMap<String, usize>>,
+    log_reader_done: tokio::sync::Notify,
 }
 
 impl Manager {
@@ -194,6 +198,8 @@ impl Manager {
             exits,
             removed_exits: Mutex::default(),
             names_lock: Mutex::default(),
+            log_readers: Mutex::default(),
+            log_reader_done: tokio::sync::Notify::new(),
         }))
     }
 
