@@ -170,7 +170,7 @@ impl ContainerPaths {
                 out.push((n, entry.path()));
             }
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         Ok(out)
     }
     /// The exit status, written once by the shim.

@@ -89,7 +89,7 @@ fn parse_size(s: &str) -> Option<u64> {
 /// `10485760` → `10m`; sizes that no unit divides stay in bytes.
 fn format_size(n: u64) -> String {
     for (shift, suffix) in [(40, "t"), (30, "g"), (20, "m"), (10, "k")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.trailing_zeros() >= shift {
             return format!("{}{suffix}", n >> shift);
         }
     }
