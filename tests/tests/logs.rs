@@ -146,6 +146,15 @@ fn rotation_keeps_at_most_max_file_files_and_the_newest_lines() {
     assert!(stamped.starts_with("20") && stamped.ends_with("Z 30000\n"), "{stamped:?}");
     assert_seq(&numbers(&a.ok(&["logs", "--since", "1h", "writer"])), first, 30000, "logs --since 1h");
     assert_eq!(a.ok(&["logs", "--since", "2100-01-01T00:00:00Z", "writer"]), "");
+    // --since the first record of container.log skips the older records of
+    // container.log.1 (those from the same read share its time).
+    let current = std::fs::read_to_string(dir.join("container.log")).unwrap();
+    let first_current = current.lines().next().unwrap();
+    let (time, rest) = first_current.split_once(' ').unwrap();
+    let n: u64 = rest.rsplit(' ').next().unwrap().parse().unwrap();
+    let since = numbers(&a.ok(&["logs", "--since", time, "writer"]));
+    assert!(since.len() < got.len() && since[0] <= n, "--since {time}: from {} ({} lines)", since[0], since.len());
+    assert_seq(&since, since[0], 30000, "logs --since");
 
     // A restart appends to the rotated log and keeps the limits.
     a.ok(&["start", "writer"]);
