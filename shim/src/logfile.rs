@@ -162,7 +162,7 @@ impl LogFile {
         }
         // Only a rename in one directory can fail here; if it does, the
         // old file (already rotated, and still ours) takes the output and
-        // readers find it under its new name.
+        // readers find it under its new name until a rotation works.
         fs::rename(&next_path, self.paths.log_file())?;
         live.file = next;
         live.size = 0;
@@ -170,20 +170,19 @@ impl LogFile {
     }
 
     /// Moves every file one number up, oldest first, dropping the oldest
-    /// beyond the limit; `container.log` goes last.
+    /// beyond the limit; `container.log` goes last. A missing name is
+    /// skipped: after a crash mid-rotation, or a `container.log` deleted by
+    /// hand (the shim then wrote to an unlinked file, and this rotation
+    /// makes the log visible again).
     fn shift(&self, live: &mut Live) -> io::Result<()> {
         let keep = self.limits.keep();
         if keep == 0 {
-            return fs::remove_file(self.paths.log_file());
+            return remove_if_exists(&self.paths.log_file());
         }
         for n in (1..=live.rotated.min(keep - 1)).rev() {
-            match fs::rename(self.paths.rotated_log(n), self.paths.rotated_log(n + 1)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            rename_if_exists(&self.paths.rotated_log(n), &self.paths.rotated_log(n + 1))?;
         }
-        fs::rename(self.paths.log_file(), self.paths.rotated_log(1))?;
+        rename_if_exists(&self.paths.log_file(), &self.paths.rotated_log(1))?;
         live.rotated = (live.rotated + 1).min(keep);
         Ok(())
     }
@@ -224,6 +223,13 @@ fn first_record(records: &[u8]) -> usize {
 
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).mode(0o640).open(path)
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
@@ -390,6 +396,24 @@ mod tests {
                 ("container.log.3".into(), recs(1..=2)),
             ]
         );
+    }
+
+    #[test]
+    fn a_log_deleted_by_hand_comes_back_at_the_next_rotation() {
+        let d = Dir::new("deleted");
+        let paths = d.paths();
+        let log = LogFile::open(&paths, limits(20, 3)).unwrap();
+        log.append(rec(1).as_bytes());
+        fs::remove_file(paths.log_file()).unwrap();
+        // Written to the unlinked file: lost, as with any deleted log.
+        log.append(rec(2).as_bytes());
+        assert_eq!(d.files(), []);
+        // The file is full: the rotation has no container.log to move and
+        // puts a new one in place.
+        log.append(rec(3).as_bytes());
+        assert_eq!(d.files(), [("container.log".into(), rec(3))]);
+        log.append(recs(4..=5).as_bytes());
+        assert_eq!(d.files(), [("container.log".into(), rec(5)), ("container.log.1".into(), recs(3..=4))]);
     }
 
     #[test]
