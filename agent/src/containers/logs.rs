@@ -77,11 +77,10 @@ impl Manager {
         let _reading = ReaderGuard::new(self, &id);
         let paths = self.paths(&rec);
         let mut exits = self.exits.subscribe();
-        let _ = tx.send(LogRecord { time: 0, stream: String::new(), data: Vec::new() }).await;
-
         // Open from here on: an auto-removed container's files are unlinked
         // after its exit, and what is open can still be read.
         let mut reader = blocking(move || LogReader::open(paths)).await?;
+        let _ = tx.send(LogRecord { time: 0, stream: String::new(), data: Vec::new() }).await;
 
         // What is there now: all of it, or the last `tail` records.
         let mut last: Option<(usize, VecDeque<LogRecord>)> = opts.tail.map(|n| (n, VecDeque::new()));
