@@ -82,10 +82,11 @@ impl Manager {
         let mut reader = blocking(move || LogReader::open(paths)).await?;
         let _ = tx.send(LogRecord { time: 0, stream: String::new(), data: Vec::new() }).await;
 
-        // What is there now: all of it, or the last `tail` records.
+        // What is there now (to the end of the newest file, not into the
+        // files rotations add meanwhile): all of it, or the last `tail`.
         let mut last: Option<(usize, VecDeque<LogRecord>)> = opts.tail.map(|n| (n, VecDeque::new()));
         loop {
-            let (r, batch) = read_batch(reader, opts.follow).await?;
+            let (r, batch) = read_batch(reader, false).await?;
             reader = r;
             if batch.is_empty() {
                 break;
