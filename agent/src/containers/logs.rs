@@ -3,16 +3,17 @@
 //! `container.log`; with follow, keeps reading, across rotations, until the
 //! container has exited and every record it wrote has been sent.
 //!
-//! The files are opened as one set and kept open: a file the shim renames
-//! or drops can still be read to its end. The set is consistent: after
-//! opening, the directory must still name exactly those files (device and
-//! inode), else a rotation came in between and the set is opened again.
-//!
-//! Following: at the end of the newest file, if `container.log` is no
-//! longer that file, the shim has rotated it and will never write to it
-//! again. It is read to its end, then the files newer than it (all of them
-//! when it has been dropped already) take over. A record is sent once, and
-//! none is skipped that the shim still keeps.
+//! One file is open at a time, and kept open: a file the shim renames or
+//! drops can still be read to its end. At the end of a file, if
+//! `container.log` is no longer that file, the shim has rotated it and will
+//! never write to it again: it is read to its very end, then the file that
+//! came after it is opened, found by its number (the nearest name below the
+//! finished file's), and checked: once the next one is open, the finished
+//! file must still have its number and the names between must still be
+//! empty, else a rotation came in between and the step is done again. When the finished file has been dropped, the
+//! oldest file left follows it. So a record is sent once, and none is
+//! skipped that the shim still keeps, however the reads and the renames
+//! interleave.
 //!
 //! Files not yet opened are lost when the container's directory goes, and
 //! a container that writes a burst and exits can leave several behind the
@@ -23,11 +24,12 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_shim::layout::ContainerPaths;
+use berth_shim::logfile::LogLimits;
 use berth_shim::logfmt;
 use tokio::sync::mpsc;
 
@@ -225,121 +227,163 @@ struct Source {
     id: FileId,
 }
 
-/// A container's log files, read in order.
+impl Source {
+    /// Opens `path`; `None` when there is no such file.
+    fn open(path: &Path) -> io::Result<Option<Self>> {
+        match File::open(path) {
+            Ok(f) => {
+                let id = file_id(&f.metadata()?);
+                Ok(Some(Self { reader: BufReader::new(f), id }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A container's log files, read in order, one at a time.
 struct LogReader {
     paths: ContainerPaths,
-    /// Open files, oldest first; only the last one may still grow.
-    files: VecDeque<Source>,
+    /// The file being read; `None` before there is any.
+    current: Option<Source>,
+    /// `container.log` when the reader was opened: without follow, reading
+    /// ends with it.
+    end: Option<FileId>,
 }
 
 impl LogReader {
+    /// Opens the oldest file.
     fn open(paths: ContainerPaths) -> io::Result<Self> {
-        let files = open_set(&paths)?.into();
-        Ok(Self { paths, files })
+        let end = stat_id(&paths.log_file())?;
+        let current = open_oldest(&paths)?;
+        Ok(Self { paths, current, end })
     }
 
     /// Up to `max` records from where the last call stopped; none when
-    /// there is nothing more for now. With `follow`, a rotation of the
-    /// newest file is followed into the files that replaced it.
+    /// there is nothing more for now. Without `follow`, reading ends with
+    /// the file that was `container.log` at the open; with it, the newest
+    /// file is followed into whatever replaces it.
     fn read(&mut self, max: usize, follow: bool) -> io::Result<Vec<LogRecord>> {
         let mut out = Vec::new();
         while out.len() < max {
-            let Some(front) = self.files.front_mut() else {
+            let Some(current) = self.current.as_mut() else {
                 if !follow {
                     break;
                 }
                 // No log yet: look again.
-                self.files = open_set(&self.paths)?.into();
-                if self.files.is_empty() {
+                self.current = open_oldest(&self.paths)?;
+                if self.current.is_none() {
                     break;
                 }
                 continue;
             };
-            read_lines(&mut front.reader, max, &mut out)?;
-            let id = front.id;
+            read_lines(&mut current.reader, max, &mut out)?;
             if out.len() >= max {
                 break;
             }
-            // At the end of the oldest file: an older file is finished.
-            if self.files.len() > 1 {
-                self.files.pop_front();
-                continue;
-            }
-            if !follow || self.still_written(id)? {
+            let id = current.id;
+            if (!follow && self.end == Some(id)) || stat_id(&self.paths.log_file())? == Some(id) {
+                // The end, or the file the shim writes: more may come.
                 break;
             }
             // Rotated away, so never written again: its rest, then the
-            // files that replaced it.
-            if let Some(front) = self.files.front_mut() {
-                read_lines(&mut front.reader, usize::MAX, &mut out)?;
-            }
-            let newer = self.newer_than(id)?;
-            if newer.is_empty() {
+            // file that came after it.
+            read_lines(&mut current.reader, usize::MAX, &mut out)?;
+            match successor(&self.paths, id)? {
+                Some(next) => self.current = Some(next),
                 // The new container.log is not there yet.
-                break;
+                None => break,
             }
-            self.files = newer.into();
         }
         Ok(out)
     }
+}
 
-    /// Whether `container.log` is still the file `id`.
-    fn still_written(&self, id: FileId) -> io::Result<bool> {
-        match std::fs::metadata(self.paths.log_file()) {
-            Ok(m) => Ok(file_id(&m) == id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+/// `(st_dev, st_ino)` of `path`, `None` when it does not exist.
+fn stat_id(path: &Path) -> io::Result<Option<FileId>> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(file_id(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The name at position `n`: 0 is `container.log`, else
+/// `container.log.<n>`.
+fn log_name(paths: &ContainerPaths, n: u32) -> PathBuf {
+    if n == 0 {
+        paths.log_file()
+    } else {
+        paths.rotated_log(n)
+    }
+}
+
+/// Opens the file that follows `id`, a file the shim has rotated away:
+/// the nearest name below `id`'s number. `None` when there is none yet (or
+/// the shim rotates too fast to tell: the caller tries again later).
+///
+/// Only local consistency is needed: once the next file is open, `id`
+/// still has its number and the names between are still empty, so nothing
+/// moved in between (the shim renames the oldest first, one number up, and
+/// a file never moves back down).
+fn successor(paths: &ContainerPaths, id: FileId) -> io::Result<Option<Source>> {
+    for _ in 0..100 {
+        let mut at = None;
+        for n in 0..=LogLimits::MAX_FILES {
+            if stat_id(&log_name(paths, n))? == Some(id) {
+                at = Some(n);
+                break;
+            }
+        }
+        // Dropped: files go from the old end only, so the oldest left
+        // follows it.
+        let Some(at) = at else { return open_oldest(paths) };
+        let mut next = None;
+        let mut next_at = 0;
+        for n in (0..at).rev() {
+            next = Source::open(&log_name(paths, n))?;
+            if next.is_some() {
+                next_at = n + 1;
+                break;
+            }
+        }
+        // A rotation under way moves a gap down the numbers: a file can
+        // have moved up into a name just found empty, and been passed over.
+        let mut still = stat_id(&log_name(paths, at))? == Some(id);
+        for n in next_at..at {
+            still = still && stat_id(&log_name(paths, n))?.is_none();
+        }
+        if still {
+            return Ok(next);
         }
     }
-
-    /// The files now newer than `id`, opened; every file when `id` has
-    /// been dropped (files are only ever dropped from the old end).
-    fn newer_than(&self, id: FileId) -> io::Result<Vec<Source>> {
-        let mut set = open_set(&self.paths)?;
-        Ok(match set.iter().position(|s| s.id == id) {
-            Some(i) => set.split_off(i + 1),
-            None => set,
-        })
-    }
+    Ok(None)
 }
 
-/// The log's file names in reading order: rotated files from the highest
-/// number down, then `container.log`.
-fn names(paths: &ContainerPaths) -> io::Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = paths.rotated_logs()?.into_iter().map(|(_, p)| p).collect();
-    out.push(paths.log_file());
-    Ok(out)
-}
-
-/// Opens every log file as one consistent set (see the module doc). When
-/// the shim rotates faster than the set can be opened, the last attempt is
-/// used as it is.
-fn open_set(paths: &ContainerPaths) -> io::Result<Vec<Source>> {
+/// Opens the oldest log file (the highest number, else `container.log`).
+/// It must still be the oldest, at the same name, once open; after a few
+/// tries under a shim that rotates without pause, a file nearly as old is
+/// taken.
+fn open_oldest(paths: &ContainerPaths) -> io::Result<Option<Source>> {
+    let names = |paths: &ContainerPaths| -> io::Result<Vec<PathBuf>> {
+        let mut out: Vec<PathBuf> = paths.rotated_logs()?.into_iter().map(|(_, p)| p).collect();
+        out.push(paths.log_file());
+        Ok(out)
+    };
     let mut attempt = 0;
     loop {
-        let mut opened = Vec::new();
-        for path in names(paths)? {
-            match File::open(&path) {
-                Ok(f) => {
-                    let id = file_id(&f.metadata()?);
-                    opened.push((path, Source { reader: BufReader::new(f), id }));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let mut now = Vec::new();
-        for path in names(paths)? {
-            match std::fs::metadata(&path) {
-                Ok(m) => now.push((path, file_id(&m))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
         attempt += 1;
-        let same = now.len() == opened.len() && now.iter().zip(&opened).all(|(a, b)| a.0 == b.0 && a.1 == b.1.id);
-        if same || attempt == 10 {
-            return Ok(opened.into_iter().map(|(_, s)| s).collect());
+        let mut found = None;
+        for path in names(paths)? {
+            if let Some(source) = Source::open(&path)? {
+                found = Some((path, source));
+                break;
+            }
+        }
+        let Some((path, source)) = found else { return Ok(None) };
+        let still = names(paths)?.first() == Some(&path) && stat_id(&path)? == Some(source.id);
+        if still || attempt == 10 {
+            return Ok(Some(source));
         }
     }
 }
@@ -369,7 +413,7 @@ fn read_lines(reader: &mut BufReader<File>, limit: usize, out: &mut Vec<LogRecor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_shim::logfile::{LogFile, LogLimits};
+    use berth_shim::logfile::LogFile;
 
     struct Dir(PathBuf);
 
@@ -472,6 +516,54 @@ mod tests {
             let mut fresh = LogReader::open(d.paths()).unwrap();
             let kept = times(&read_all(&mut fresh, false));
             assert!(t.ends_with(&kept), "{max_files}: {t:?} ends with {kept:?}");
+        }
+    }
+
+    #[test]
+    fn following_a_shim_that_rotates_meanwhile_loses_nothing() {
+        // The writer runs on its own thread, as the shim does in its own
+        // process: rotations land at any point of the reader's work.
+        for round in 0..10 {
+            let d = Dir::new(&format!("race{round}"));
+            let paths = d.paths();
+            // Six records a file, 134 files. The writer stays at most 50
+            // files ahead, so the shim drops only files already read and
+            // every record must be seen.
+            let log = LogFile::open(&paths, limits(300, 100)).unwrap();
+            let mut reader = LogReader::open(paths.clone()).unwrap();
+            let total = 800;
+            let seen = Arc::new(std::sync::atomic::AtomicI64::new(0));
+            let writer = {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    for n in 1..=total {
+                        while n - seen.load(std::sync::atomic::Ordering::Relaxed) > 300 {
+                            std::thread::yield_now();
+                        }
+                        write(&log, n..=n);
+                        if n % 3 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            };
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while got.len() < total as usize && std::time::Instant::now() < deadline {
+                got.extend(times(&reader.read(5, true).unwrap()));
+                seen.store(got.len() as i64, std::sync::atomic::Ordering::Relaxed);
+            }
+            seen.store(total, std::sync::atomic::Ordering::Relaxed);
+            writer.join().unwrap();
+            assert!(paths.rotated_log(99).exists(), "the test wants many rotations, and drops");
+            let gaps: Vec<(i64, i64)> = got.windows(2).filter(|w| w[1] != w[0] + 1).map(|w| (w[0], w[1])).collect();
+            assert!(
+                got.len() == total as usize && got.first() == Some(&1) && gaps.is_empty(),
+                "round {round}: {} records, first {:?}, last {:?}, breaks {gaps:?}",
+                got.len(),
+                got.first(),
+                got.last()
+            );
         }
     }
 
