@@ -3,6 +3,9 @@
 #   1. `berthctl run --rm IMAGE true`, end to end, median of $RUNS runs
 #   2. per-shim proportional set size and berthd's RSS with $N containers
 #   3. `berthctl load` of an image of ~$PAD_MB MB
+#   4. `berthctl exec NAME true` into a running container, median of $RUNS
+#   5. `berthctl commit` of a 1 KiB and of a 50 MiB change on that image:
+#      the time follows the diff, not the image (berth only: ctr has no commit)
 # and the same with containerd + runc (its `ctr` on a private socket) when
 # Debian's containerd and runc are installed.
 set -euo pipefail
@@ -73,6 +76,10 @@ echo "== berth"
 run_ms=$(median_ms "$bin/berthctl" run --rm bench/busybox true)
 echo "run --rm true: median ${run_ms} ms over $RUNS runs"
 
+"$bin/berthctl" run -d --name ex bench/busybox sleep 100000 >/dev/null
+echo "exec true: median $(median_ms "$bin/berthctl" exec ex true) ms over $RUNS runs"
+"$bin/berthctl" rm -f ex >/dev/null
+
 for i in $(seq "$N"); do "$bin/berthctl" run -d bench/busybox sleep 100000 >/dev/null; done
 sleep 1
 total=0; count=0
@@ -87,6 +94,16 @@ echo "berthd RSS with $count running: $(awk -v r=$(rss_kib $agent) 'BEGIN {print
 size=$(du -m "$work/big.tar" | cut -f1)
 t0=${EPOCHREALTIME/./}; "$bin/berthctl" load -i "$work/big.tar" >/dev/null; t1=${EPOCHREALTIME/./}
 echo "load of a ${size} MB image: $(( (t1 - t0) / 1000 )) ms"
+
+commit_ms() { # NAME SCRIPT: time of `commit` of a container that ran SCRIPT
+  "$bin/berthctl" run --name "$1" bench/big sh -c "$2" >/dev/null
+  local t0 t1
+  t0=${EPOCHREALTIME/./}; "$bin/berthctl" commit "$1" "bench/$1" >/dev/null; t1=${EPOCHREALTIME/./}
+  echo "$(( (t1 - t0) / 1000 ))"
+}
+small=$(commit_ms c-small 'head -c 1024 /dev/urandom > /small')
+large=$(commit_ms c-large 'head -c 52428800 /dev/urandom > /large')
+echo "commit on the ${size} MB image: 1 KiB change ${small} ms, 50 MiB change ${large} ms"
 
 if command -v containerd >/dev/null && command -v ctr >/dev/null && command -v runc >/dev/null; then
   echo "== containerd $(containerd --version | awk '{print $3}') + runc"
@@ -109,6 +126,9 @@ TOML
   i=0
   ctr_run() { i=$((i + 1)); $c run --rm "$ref" "b$$-$i" true; }
   echo "run --rm true: median $(median_ms ctr_run) ms over $RUNS runs"
+  $c run -d "$ref" "ex$$" sleep 100000 >/dev/null
+  ctr_exec() { i=$((i + 1)); $c task exec --exec-id "e$i" "ex$$" true; }
+  echo "exec true: median $(median_ms ctr_exec) ms over $RUNS runs"
   for j in $(seq "$N"); do $c run -d "$ref" "s$$-$j" sleep 100000 >/dev/null; done
   sleep 1
   total=0; count=0

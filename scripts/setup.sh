@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth's build, demo and tests need on a fresh Debian 12
 # machine: busybox-static (the test and demo images are made from it),
-# skopeo and umoci (the interoperability tests read and write with them).
+# skopeo and umoci (the interoperability tests read and write with them),
+# tmux (the interactive tests drive a real terminal with it).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -11,6 +12,7 @@ need=()
 command -v mountpoint >/dev/null || need+=(util-linux)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
+command -v tmux >/dev/null || need+=(tmux)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

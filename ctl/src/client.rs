@@ -14,7 +14,8 @@ pub struct Client {
     pub containers: ContainersClient<Channel>,
 }
 
-/// berthd could not be reached; exit code 125 like any agent error.
+/// berthd could not be reached; the exit code of any agent error (1, or 125
+/// for `run` and `create`).
 #[derive(Debug, thiserror::Error)]
 #[error("Cannot connect to berthd at unix://{socket}. Is berthd running? ({cause})")]
 pub struct ConnectError {

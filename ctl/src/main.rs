@@ -1,7 +1,8 @@
 //! berthctl: the operator CLI, a thin gRPC client of berthd. Docker's verbs,
-//! flags, tables and exit codes: 125 when berthd fails the request, 126
-//! when the container's command cannot be invoked, 127 when it is not
-//! found, else the container's own code.
+//! flags, tables and exit codes: 1 when berthd fails the request, except
+//! for `run` and `create`, which end with 125 then; for those, 126 when the
+//! container's command cannot be invoked, 127 when it is not found, else
+//! the container's own code.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,6 +36,12 @@ impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Docker's CLI: 125 is the daemon-error code of `run` and `create`
+    // only; every other verb fails with 1.
+    let failure = match cli.command {
+        commands::Command::Run(_) | commands::Command::Create(_) => 125,
+        _ => 1,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -53,7 +60,7 @@ fn main() -> ExitCode {
                 None => format!("{e:#}"),
             };
             eprintln!("{msg}");
-            ExitCode::from(125)
+            ExitCode::from(failure)
         }
     }
 }

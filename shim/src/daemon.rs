@@ -31,7 +31,7 @@ use nix::unistd::ForkResult;
 use crate::cli::StartConfig;
 use crate::diag;
 use crate::error::ShimError;
-use crate::init::{self, Stdio};
+use crate::init;
 use crate::layout::{atomic_write, ContainerPaths};
 use crate::logfile::LogFile;
 use crate::service::{self, Running};
@@ -174,15 +174,12 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
     let log = LogFile::open(paths, plan.log)
         .map_err(|e| ShimError::sys(format!("open {}", paths.log_file().display()), e))?;
     let listener = bind(paths)?;
-    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ShimError::sys("pipe", e));
-    let (stdout_r, stdout_w) = pipe()?;
-    let (stderr_r, stderr_w) = pipe()?;
-    let stdin = File::open("/dev/null").map_err(|e| ShimError::sys("open /dev/null", e))?;
-    let stdio = Stdio { stdin: stdin.into(), stdout: stdout_w, stderr: stderr_w };
+    let (stdio, io) = crate::exec::process_stdio(plan.stdio.terminal, plan.stdio.open_stdin)?;
     let pid = init::spawn(&plan, &stdio)?;
-    // Only the container holds the write ends now: EOF once it is gone.
+    // Only the container holds its ends now: EOF once it is gone.
     drop(stdio);
-    let running = Running { pid, stdout: stdout_r, stderr: stderr_r, listener, log, cgroup_join: plan.cgroup_join };
+    let interactive = plan.stdio.terminal.is_some() || plan.stdio.open_stdin;
+    let running = Running { pid, io, interactive, listener, log, cgroup_join: plan.cgroup_join, process: plan.process };
     if let Err(e) = atomic_write(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);

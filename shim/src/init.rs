@@ -44,12 +44,15 @@ use crate::rootfs;
 use crate::spec::{CapsPlan, Plan, ProcessPlan};
 use crate::user::ExecUser;
 
-/// The init's stdio: `/dev/null` and the write ends of the two log pipes.
+/// A process's stdio: `/dev/null` or a pipe's read end, and the write ends
+/// of two pipes; or a terminal's slave side three times.
 #[derive(Debug)]
 pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The three are a terminal, to become the controlling one.
+    pub terminal: bool,
 }
 
 /// A failure in the init before its exec: the exit code of `berth-shim
@@ -111,10 +114,18 @@ pub fn spawn(plan: &Plan, stdio: &Stdio) -> Result<Pid, ShimError> {
     }
     drop(report_w);
     let pid = Pid::from_raw(ret as i32);
+    wait_exec(pid, report_r)?;
+    Ok(pid)
+}
+
+/// Reads a child's report pipe to EOF: nothing means its `execve`
+/// succeeded; else the child has failed, is reaped here, and its code and
+/// message are returned.
+pub(crate) fn wait_exec(pid: Pid, report_r: OwnedFd) -> Result<(), ShimError> {
     let mut report = Vec::new();
     let read = File::from(report_r).read_to_end(&mut report);
     if read.is_ok() && report.is_empty() {
-        return Ok(pid);
+        return Ok(());
     }
     if read.is_err() {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -130,12 +141,19 @@ pub fn spawn(plan: &Plan, stdio: &Stdio) -> Result<Pid, ShimError> {
 
 /// The child side of the clone: never returns.
 fn child(plan: &Plan, stdio: &Stdio, report: OwnedFd) -> ! {
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| setup_and_exec(plan, stdio, report.as_raw_fd())));
+    let fd = report.as_raw_fd();
+    run_child(report, || setup_and_exec(plan, stdio, fd))
+}
+
+/// Runs a forked child's set-up and exec; a failure (or a panic) is
+/// written to `report` as one byte of exit code and the message, then the
+/// child `_exit`s. Never returns into the caller's frames.
+pub(crate) fn run_child(report: OwnedFd, f: impl FnOnce() -> Result<Infallible, InitError>) -> ! {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let err = match outcome {
         Ok(Ok(never)) => match never {},
         Ok(Err(e)) => e,
-        Err(_) => InitError::new(1, "the container's init panicked"),
+        Err(_) => InitError::new(1, "the container's process set-up panicked"),
     };
     let message = err.message.as_bytes();
     // One write below PIPE_BUF is atomic.
@@ -162,6 +180,9 @@ fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallibl
     nix::unistd::dup2_stdin(&stdio.stdin).map_err(|e| InitError::sys("dup2 stdin", e))?;
     nix::unistd::dup2_stdout(&stdio.stdout).map_err(|e| InitError::sys("dup2 stdout", e))?;
     nix::unistd::dup2_stderr(&stdio.stderr).map_err(|e| InitError::sys("dup2 stderr", e))?;
+    if stdio.terminal {
+        crate::pty::set_controlling(0).map_err(|e| InitError::sys("set the controlling terminal", e))?;
+    }
     namespaces::join(&plan.namespaces)?;
     close_fds_except(&[report]).map_err(|e| InitError::sys("close inherited fds", e))?;
     // cgroup.procs takes "0" as "the writer" (cgroups(7)); joining before
@@ -184,7 +205,7 @@ fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallibl
     exec_process(&plan.process)
 }
 
-fn exec_process(p: &ProcessPlan) -> Result<Infallible, InitError> {
+pub(crate) fn exec_process(p: &ProcessPlan) -> Result<Infallible, InitError> {
     for (resource, soft, hard) in &p.rlimits {
         match nix::sys::resource::setrlimit(*resource, *soft, *hard) {
             // Raising a hard limit needs CAP_SYS_RESOURCE, which a root

@@ -25,13 +25,16 @@ pub mod cli;
 pub mod daemon;
 pub mod diag;
 pub mod error;
+pub mod exec;
 pub mod init;
 pub mod namespaces;
+pub mod pty;
 pub mod reaper;
 pub mod rootfs;
 pub mod service;
 pub mod spec;
 pub mod stdio;
+pub mod streams;
 pub mod user;
 
 pub use error::ShimError;

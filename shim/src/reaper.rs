@@ -4,6 +4,8 @@
 //! own pid namespace) are reaped here too, so no zombie piles up.
 #![allow(unsafe_code)]
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
 
 use crate::diag;
 use crate::layout::{now_nanos, ExitStatus};
@@ -28,9 +31,41 @@ pub fn exit_status(ws: WaitStatus) -> Option<ExitStatus> {
     Some(ExitStatus { code, signal, finished_at: now_nanos(), oom_killed: false })
 }
 
+/// Children other than the init whose exit someone waits for (exec'd
+/// processes): pid → where its status goes.
+#[derive(Debug, Default)]
+pub struct Children {
+    waiting: RefCell<HashMap<i32, oneshot::Sender<ExitStatus>>>,
+}
+
+impl Children {
+    /// Registers `pid`; call it before the next reap can run (the shim is
+    /// single-threaded: before the next `.await`).
+    pub fn register(&self, pid: Pid) -> oneshot::Receiver<ExitStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.borrow_mut().insert(pid.as_raw(), tx);
+        rx
+    }
+
+    /// Drops the registrations whose receiver is gone.
+    pub fn forget_unwaited(&self) {
+        self.waiting.borrow_mut().retain(|_, tx| !tx.is_closed());
+    }
+
+    fn exited(&self, ws: WaitStatus) {
+        let Some(pid) = ws.pid() else { return };
+        match (self.waiting.borrow_mut().remove(&pid.as_raw()), exit_status(ws)) {
+            (Some(tx), Some(status)) => {
+                let _ = tx.send(status);
+            }
+            _ => diag!("reaped {ws:?}"),
+        }
+    }
+}
+
 /// Reaps every child that has exited; returns the init's status once it
 /// is among them.
-fn reap(init: Pid) -> Result<Option<ExitStatus>, Errno> {
+fn reap(init: Pid, children: &Children) -> Result<Option<ExitStatus>, Errno> {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return Ok(None),
@@ -39,15 +74,38 @@ fn reap(init: Pid) -> Result<Option<ExitStatus>, Errno> {
                     return Ok(Some(status));
                 }
             }
-            Ok(ws) => diag!("reaped {ws:?}"),
+            Ok(ws) => children.exited(ws),
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
         }
     }
 }
 
+/// After the init's exit: keeps reaping the other children (exec'd
+/// processes the end of the pid namespace killed) for as long as the shim
+/// runs.
+pub async fn reap_rest(children: &Children) {
+    let mut sigchld = signal(SignalKind::child()).ok();
+    loop {
+        // No init any more: a pid that never matches.
+        if let Err(e) = reap(Pid::from_raw(0), children) {
+            if e == Errno::ECHILD {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            diag!("waitpid: {e}");
+        }
+        match &mut sigchld {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Waits for the init to exit, reaping other children on the way.
-pub async fn wait_for(init: Pid) -> ExitStatus {
+pub async fn wait_for(init: Pid, children: &Children) -> ExitStatus {
     // Registered before the first reap, so no SIGCHLD falls in between.
     let mut sigchld = match signal(SignalKind::child()) {
         Ok(s) => Some(s),
@@ -57,7 +115,7 @@ pub async fn wait_for(init: Pid) -> ExitStatus {
         }
     };
     loop {
-        match reap(init) {
+        match reap(init, children) {
             Ok(Some(status)) => return status,
             Ok(None) => {}
             Err(e) => {

@@ -12,7 +12,6 @@
 //! remove `shim.sock` and `shim.pid`, linger briefly for answers in flight,
 //! and exit. An exit status is never told before it is on disk.
 use std::cell::Cell;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -21,17 +20,20 @@ use std::time::{Duration, Instant};
 use berth_proto::frame::{read_frame, write_frame};
 use berth_proto::shim::{self as proto, request::Kind, KillRequest, Request, Response};
 use nix::unistd::Pid;
-use tokio::net::unix::pipe;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::spawn_local;
 
 use crate::daemon::remove_state_files;
 use crate::diag;
+use crate::exec::ProcessIo;
 use crate::layout::{ContainerPaths, ExitStatus};
 use crate::logfile::LogFile;
-use crate::reaper;
+use crate::pty::FdIo;
+use crate::reaper::{self, Children};
+use crate::spec::ProcessPlan;
 use crate::stdio;
+use crate::streams::{self, Hub};
 
 /// How long output may keep flowing after the init's exit (from processes
 /// outside its pid namespace that still hold the pipes).
@@ -46,9 +48,12 @@ const LINGER: Duration = Duration::from_secs(1);
 pub struct Running {
     /// The init's host pid.
     pub pid: Pid,
-    /// Read ends of the init's stdout and stderr pipes.
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    /// The shim's ends of the init's stdio.
+    pub io: ProcessIo,
+    /// A terminal or an open stdin: hold the first output for an attach.
+    pub interactive: bool,
+    /// The init's process plan: exec'd processes get its capabilities.
+    pub process: ProcessPlan,
     /// Bound on `shim.sock`.
     pub listener: StdUnixListener,
     /// `container.log`, opened for appending.
@@ -81,20 +86,41 @@ pub fn serve(running: Running, paths: &ContainerPaths) -> i32 {
 
 async fn run(r: Running, paths: &ContainerPaths) {
     let (exit_tx, exit_rx) = watch::channel(None);
+    let io = r.io;
+    let mut sources = Vec::new();
+    let mut terminal = None;
+    match FdIo::new(io.stdout) {
+        Ok(fd) => {
+            let fd = Rc::new(fd);
+            if io.terminal {
+                terminal = Some(fd.clone());
+            }
+            sources.push((fd, "stdout"));
+        }
+        Err(e) => diag!("watch stdout: {e}"),
+    }
+    if let Some(err) = io.stderr {
+        match FdIo::new(err) {
+            Ok(fd) => sources.push((Rc::new(fd), "stderr")),
+            Err(e) => diag!("watch stderr: {e}"),
+        }
+    }
+    let stdin = io.stdin.and_then(|fd| FdIo::new(fd).map_err(|e| diag!("watch stdin: {e}")).ok()).map(Rc::new);
+    let hub = Rc::new(Hub::new(stdin, terminal, r.interactive));
     let shared = Rc::new(Shared {
         pid: r.pid,
         cgroup_join: r.cgroup_join,
         reaped: Cell::new(false),
         exit: exit_rx,
         active: Cell::new(0),
+        hub: hub.clone(),
+        children: Children::default(),
+        process: r.process,
     });
     let log = Rc::new(r.log);
     let mut pumps = Vec::new();
-    for (fd, name) in [(r.stdout, "stdout"), (r.stderr, "stderr")] {
-        match pipe::Receiver::from_owned_fd(fd) {
-            Ok(rx) => pumps.push(spawn_local(stdio::pump(rx, name, log.clone()))),
-            Err(e) => diag!("watch {name}: {e}"),
-        }
+    for (fd, name) in sources {
+        pumps.push(spawn_local(stdio::pump(fd, name, log.clone(), hub.clone())));
     }
     let accept = match r.listener.set_nonblocking(true).and_then(|()| UnixListener::from_std(r.listener)) {
         Ok(listener) => Some(spawn_local(accept_loop(listener, shared.clone()))),
@@ -104,8 +130,10 @@ async fn run(r: Running, paths: &ContainerPaths) {
         }
     };
 
-    let status = reaper::wait_for(r.pid).await;
+    let status = reaper::wait_for(r.pid, &shared.children).await;
     shared.reaped.set(true);
+    let rest = shared.clone();
+    let reaping = spawn_local(async move { reaper::reap_rest(&rest.children).await });
     diag!("init {} exited: code {} signal {:?}", r.pid, status.code, status.signal);
     // What the container wrote just before its exit is still in the pipes.
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -122,6 +150,8 @@ async fn run(r: Running, paths: &ContainerPaths) {
     }
     persist(paths, &status);
     exit_tx.send_replace(Some(status));
+    // Attached clients get the rest of the output, then the exit status.
+    hub.close();
     if let Some(a) = accept {
         a.abort();
     }
@@ -130,6 +160,7 @@ async fn run(r: Running, paths: &ContainerPaths) {
     while shared.active.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    reaping.abort();
 }
 
 /// Writes `exit.json`; a failure is logged (nothing else can be done).
@@ -149,6 +180,9 @@ struct Shared {
     exit: watch::Receiver<Option<ExitStatus>>,
     /// Connections being answered.
     active: Cell<usize>,
+    hub: Rc<Hub>,
+    children: Children,
+    process: ProcessPlan,
 }
 
 /// Counts a connection while it lives.
@@ -179,6 +213,17 @@ impl Shared {
                 finished_at: e.finished_at,
                 oom_killed: e.oom_killed,
             }),
+        }
+    }
+
+    fn streams(&self) -> streams::Ctx<'_> {
+        streams::Ctx {
+            hub: self.hub.clone(),
+            children: &self.children,
+            init: self.pid,
+            cgroup_join: &self.cgroup_join,
+            plan: &self.process,
+            exit: self.exit.clone(),
         }
     }
 
@@ -256,6 +301,8 @@ async fn handle(mut stream: UnixStream, shared: &Shared) {
             shared.answer(String::new())
         }
         Some(Kind::Shutdown(_)) => shared.shutdown().await,
+        Some(Kind::Attach(a)) => return streams::attach(stream, shared.streams(), a).await,
+        Some(Kind::Exec(x)) => return streams::exec(stream, shared.streams(), x).await,
         None => shared.answer("empty request".into()),
     };
     if let Err(e) = write_frame(&mut stream, &response).await {

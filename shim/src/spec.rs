@@ -16,6 +16,8 @@
 //! * `berth.log.max-size` (bytes) and `berth.log.max-file`: how the shim
 //!   rotates `container.log` (see [`crate::logfile`]); when absent,
 //!   [`LogLimits::DEFAULT`].
+//! * `berth.stdin`: `true` keeps the process's stdin open (a pipe, or the
+//!   terminal) for attaches, Docker's `-i`.
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -39,6 +41,7 @@ pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
 pub const ANNOTATION_USER: &str = "berth.user";
 pub const ANNOTATION_LOG_MAX_SIZE: &str = "berth.log.max-size";
 pub const ANNOTATION_LOG_MAX_FILE: &str = "berth.log.max-file";
+pub const ANNOTATION_STDIN: &str = "berth.stdin";
 
 /// Docker's default capability set: these 14 and no others. berthd puts
 /// them in every spec it writes; kept here so agent and shim tests share it.
@@ -84,10 +87,21 @@ pub struct Plan {
     pub process: ProcessPlan,
     /// How `container.log` is rotated.
     pub log: LogLimits,
+    pub stdio: StdioPlan,
+}
+
+/// How the init's stdio is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StdioPlan {
+    /// A terminal (`process.terminal`) of this many columns and rows
+    /// (`process.consoleSize`; 0 when not given).
+    pub terminal: Option<(u16, u16)>,
+    /// stdin kept open for attaches (`berth.stdin`), else `/dev/null`.
+    pub open_stdin: bool,
 }
 
 /// The container's process.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProcessPlan {
     pub args: Vec<CString>,
     /// `args[0]` as given, for lookup and messages.
@@ -158,6 +172,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         sysctl,
         process: process_plan(spec, annotations)?,
         log: log_limits(annotations)?,
+        stdio: stdio_plan(spec, annotations),
     })
 }
 
@@ -183,6 +198,42 @@ fn log_limits(annotations: &HashMap<String, String>) -> Result<LogLimits, ShimEr
     Ok(limits)
 }
 
+fn stdio_plan(spec: &Spec, annotations: &HashMap<String, String>) -> StdioPlan {
+    let process = spec.process().as_ref();
+    let terminal = process.filter(|p| p.terminal() == Some(true)).map(|p| match p.console_size() {
+        Some(b) => (b.width().min(u64::from(u16::MAX)) as u16, b.height().min(u64::from(u16::MAX)) as u16),
+        None => (0, 0),
+    });
+    StdioPlan { terminal, open_stdin: annotations.get(ANNOTATION_STDIN).is_some_and(|v| v == "true") }
+}
+
+impl ProcessPlan {
+    /// The plan of a process exec'd into the running container: this one's
+    /// capabilities, limits and umask, with its own command, environment,
+    /// working directory and user (empty: root).
+    pub fn for_exec(&self, args: &[String], env: &[String], cwd: &str, user: &str) -> Result<Self, ShimError> {
+        let arg0 = args
+            .first()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .ok_or_else(|| ShimError::Spec("no command given to exec".into()))?;
+        let cwd = PathBuf::from(if cwd.is_empty() { "/" } else { cwd });
+        if !cwd.is_absolute() {
+            return Err(ShimError::Spec(format!("the working directory {} is not absolute", cwd.display())));
+        }
+        Ok(Self {
+            args: c_strings(args, "exec args")?,
+            arg0,
+            env_has_home: env.iter().any(|e| e.starts_with("HOME=")),
+            env: c_strings(env, "exec env")?,
+            path: env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned(),
+            cwd,
+            user: UserRequest::new(Some(user), &oci_spec::runtime::User::default()),
+            ..self.clone()
+        })
+    }
+}
+
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
     let list: Vec<PathBuf> = serde_json::from_str(json)
         .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_JOIN}: {e}")))?;
@@ -197,9 +248,6 @@ fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
 
 fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<ProcessPlan, ShimError> {
     let process = spec.process().as_ref().ok_or_else(|| ShimError::Spec("config.json has no process".into()))?;
-    if process.terminal() == Some(true) {
-        return Err(ShimError::Spec("a terminal is not supported yet".into()));
-    }
     let args = process.args().clone().unwrap_or_default();
     let arg0 = args
         .first()

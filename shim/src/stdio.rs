@@ -12,13 +12,12 @@
 use std::io;
 use std::rc::Rc;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
-
 use crate::diag;
 use crate::layout::now_nanos;
 use crate::logfile::LogFile;
 use crate::logfmt;
+use crate::pty::FdIo;
+use crate::streams::{Hub, STDERR, STDOUT};
 
 /// The longest record; longer lines are split into partial records.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -73,8 +72,10 @@ impl Splitter {
     }
 }
 
-/// Copies one pipe into the log until EOF (every writer gone).
-pub async fn pump(mut rx: pipe::Receiver, stream: &'static str, log: Rc<LogFile>) {
+/// Copies one output (a pipe, or the terminal) into the log, and to the
+/// attached clients, until EOF (every writer gone).
+pub async fn pump(rx: Rc<FdIo>, stream: &'static str, log: Rc<LogFile>, hub: Rc<Hub>) {
+    let number = if stream == "stderr" { STDERR } else { STDOUT };
     let mut buf = vec![0u8; MAX_LINE];
     let mut split = Splitter::default();
     let mut out = Vec::new();
@@ -84,6 +85,7 @@ pub async fn pump(mut rx: pipe::Receiver, stream: &'static str, log: Rc<LogFile>
             Ok(n) => {
                 split.feed(&mut out, now_nanos(), stream, &buf[..n]);
                 log.append(&out);
+                hub.publish(number, &buf[..n]);
                 out.clear();
                 if out.capacity() > 4 * MAX_LINE {
                     out = Vec::new();

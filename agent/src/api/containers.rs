@@ -9,8 +9,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use crate::containers::{Filters, LogOptions, Manager};
+use super::{convert, io, ChunkWriter, CHUNK_QUEUE};
+use crate::containers::{Attached, Filters, LogOptions, Manager};
 
 pub struct ContainersApi {
     pub manager: Arc<Manager>,
@@ -21,6 +21,7 @@ fn reply(rec: crate::containers::ContainerRecord) -> Response<pb::ContainerRespo
 }
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+type IoStream = Pin<Box<dyn Stream<Item = Result<pb::IoOut, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::containers_server::Containers for ContainersApi {
@@ -82,6 +83,68 @@ impl pb::containers_server::Containers for ContainersApi {
         let opts = convert::commit_options(req.into_inner());
         let rec = self.manager.commit(opts).await?;
         Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
+    }
+
+    type ExportStream = ReceiverStream<Result<pb::DataChunk, Status>>;
+
+    async fn export(&self, req: Request<pb::ContainerRef>) -> Result<Response<Self::ExportStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNK_QUEUE);
+        let on_error = tx.clone();
+        let failed = move |e: crate::error::AgentError| {
+            let _ = on_error.blocking_send(Err(Status::from(e)));
+        };
+        self.manager.export(&req.into_inner().id, ChunkWriter::new(tx), failed).await?;
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn prune(&self, _: Request<pb::PruneContainersRequest>) -> Result<Response<pb::PruneResponse>, Status> {
+        let (deleted, reclaimed) = self.manager.prune().await?;
+        Ok(Response::new(pb::PruneResponse { deleted, reclaimed }))
+    }
+
+    type AttachStream = IoStream;
+
+    async fn attach(&self, req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::AttachStream>, Status> {
+        let since = berth_shim::layout::now_nanos();
+        let mut input = req.into_inner();
+        let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Attach(a)) }) = input.message().await? else {
+            return Err(Status::invalid_argument("the first message of an attach must name the container"));
+        };
+        // Known, or an error status now; the rest (the wait for a created
+        // container's start) happens behind the answer, so the client can
+        // start the container after this call returns.
+        self.manager.lookup(&a.id)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let m = self.manager.clone();
+        tokio::spawn(async move {
+            let attached = tokio::select! {
+                r = m.attach(&a.id, a.stdin, a.from_start) => r,
+                // The client left before the container started.
+                _ = tx.closed() => return,
+            };
+            match attached {
+                Ok(Attached::Live(stream)) => io::relay(m, input, stream, tx, false).await,
+                Ok(Attached::Exited { id, exit_code }) => io::replay(m, id, exit_code, since, tx).await,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ExecStream = IoStream;
+
+    async fn exec(&self, req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut input = req.into_inner();
+        let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Exec(x)) }) = input.message().await? else {
+            return Err(Status::invalid_argument("the first message of an exec must describe the process"));
+        };
+        let detach = x.detach;
+        let stream = self.manager.exec(convert::exec_options(x)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(io::relay(self.manager.clone(), input, stream, tx, detach));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type LogsStream = LogStream;

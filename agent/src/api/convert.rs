@@ -1,7 +1,8 @@
 //! Every conversion between protobuf messages and core types.
+use berth_proto::shim as sp;
 use berth_proto::v1 as pb;
 
-use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, LogRecord};
+use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, ExecOptions, LogRecord};
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 
@@ -39,6 +40,8 @@ pub fn container(rec: &ContainerRecord) -> pb::Container {
             .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default(),
+        tty: rec.process.tty,
+        open_stdin: rec.process.open_stdin,
     }
 }
 
@@ -55,6 +58,9 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
         log_opts: r.log_opts.into_iter().collect(),
+        tty: r.tty,
+        open_stdin: r.open_stdin,
+        console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
     }
 }
 
@@ -129,4 +135,46 @@ pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
             "LogConfig": { "Type": "berth", "Config": crate::containers::log_opts_of(&rec.log) },
         },
     })
+}
+
+fn clamp_u16(v: u32) -> u16 {
+    v.min(u32::from(u16::MAX)) as u16
+}
+
+pub fn exec_options(r: pb::ExecStart) -> ExecOptions {
+    ExecOptions {
+        container: r.id,
+        cmd: r.cmd,
+        env: r.env,
+        workdir: r.workdir,
+        user: r.user,
+        tty: r.tty,
+        stdin: r.stdin,
+        console: (clamp_u16(r.width), clamp_u16(r.height)),
+    }
+}
+
+/// A client's stdin, close or resize as a shim `Input`; `None` for the
+/// opening messages, which are not input.
+pub fn shim_input(msg: pb::IoIn) -> Option<sp::Input> {
+    use pb::io_in::Kind;
+    use sp::input::Kind as K;
+    let kind = match msg.kind? {
+        Kind::Stdin(b) => K::Stdin(b),
+        Kind::CloseStdin(c) => K::CloseStdin(c),
+        Kind::Resize(r) => K::Resize(sp::Resize { width: r.width, height: r.height }),
+        Kind::Attach(_) | Kind::Exec(_) => return None,
+    };
+    Some(sp::Input { kind: Some(kind) })
+}
+
+pub fn io_out(f: sp::Output) -> pb::IoOut {
+    use pb::io_out::Kind;
+    use sp::output::Kind as K;
+    let kind = f.kind.map(|k| match k {
+        K::Data(d) => Kind::Output(pb::Output { stream: d.stream, data: d.data }),
+        K::Exit(e) => Kind::Exit(pb::ProcessExit { code: e.code, error: e.error }),
+        K::Started(pid) => Kind::Started(pid),
+    });
+    pb::IoOut { kind }
 }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{blocking, convert};
+use super::{blocking, convert, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
@@ -25,47 +25,6 @@ struct Upload(PathBuf);
 impl Drop for Upload {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Bytes per `DataChunk` of a saved archive.
-const SAVE_CHUNK: usize = 1 << 20;
-/// Chunks in flight between the tar writer and the client: the writer
-/// blocks when the client reads slowly, so memory stays bounded.
-const SAVE_QUEUE: usize = 4;
-
-/// The `io::Write` end of a `Save` stream: gathers bytes into chunks and
-/// hands them to the gRPC stream, blocking while the queue is full. Only
-/// for use in a blocking task.
-struct ChunkWriter {
-    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(SAVE_CHUNK));
-        self.tx
-            .blocking_send(Ok(pb::DataChunk { data }))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = bytes.len().min(SAVE_CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&bytes[..n]);
-        if self.buf.len() == SAVE_CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
     }
 }
 
@@ -189,14 +148,25 @@ impl pb::images_server::Images for ImagesApi {
         // Resolve and open everything first: an unknown name is an error
         // status, not a truncated stream.
         let plan = blocking(move || Ok(images.save_plan(&r.references)?)).await?;
-        let (tx, rx) = mpsc::channel(SAVE_QUEUE);
+        let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
         tokio::task::spawn_blocking(move || {
-            let mut w = ChunkWriter { tx: tx.clone(), buf: Vec::with_capacity(SAVE_CHUNK) };
+            let mut w = ChunkWriter::new(tx.clone());
             if let Err(e) = plan.write(&mut w) {
                 tracing::warn!(error = %e, "save stopped");
                 let _ = tx.blocking_send(Err(Status::from(AgentError::from(e))));
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn prune(&self, req: Request<pb::PruneImagesRequest>) -> Result<Response<pb::PruneResponse>, Status> {
+        let all = req.into_inner().all;
+        let m = self.manager.clone();
+        let report = blocking(move || {
+            let users = |image_id: &str| m.image_user(image_id);
+            Ok(m.images.prune(all, &users)?)
+        })
+        .await?;
+        Ok(Response::new(pb::PruneResponse { deleted: report.lines, reclaimed: report.reclaimed }))
     }
 }

@@ -1,6 +1,10 @@
 //! The gRPC layer, thin by rule (STYLE.md): each handler converts the
 //! request (`convert.rs`), calls the core, converts back. Status codes are
 //! chosen once, here.
+use std::io::Write;
+
+use berth_proto::v1 as pb;
+use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
 use crate::error::AgentError;
@@ -9,6 +13,7 @@ use crate::images::ImageError;
 mod containers;
 mod convert;
 mod images;
+mod io;
 mod system;
 
 pub use containers::ContainersApi;
@@ -47,4 +52,49 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?.map_err(Status::from)
+}
+
+/// Bytes per `DataChunk` of a streamed archive (`save`, `export`).
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight between the tar writer and the client: the writer
+/// blocks when the client reads slowly, so memory stays bounded.
+pub(crate) const CHUNK_QUEUE: usize = 4;
+
+/// The `io::Write` end of a `DataChunk` stream: gathers bytes into chunks and
+/// hands them to the gRPC stream, blocking while the queue is full. Only
+/// for use in a blocking task.
+pub(crate) struct ChunkWriter {
+    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    pub(crate) fn new(tx: mpsc::Sender<Result<pb::DataChunk, Status>>) -> Self {
+        Self { tx, buf: Vec::with_capacity(CHUNK) }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(pb::DataChunk { data }))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }

@@ -45,4 +45,28 @@ impl pb::system_server::System for SystemApi {
                 .unwrap_or_default(),
         }))
     }
+
+    async fn disk_usage(&self, _: Request<pb::DiskUsageRequest>) -> Result<Response<pb::DiskUsageResponse>, Status> {
+        let containers = self.manager.disk_usage().await?;
+        let m = self.manager.clone();
+        let images = super::blocking(move || {
+            let in_use = m.images_in_use()?;
+            Ok(m.images.disk_usage(&in_use)?)
+        })
+        .await?;
+        let row = |kind: &str, total, active, size, reclaimable| pb::DiskUsageRow {
+            kind: kind.into(),
+            total,
+            active,
+            size,
+            reclaimable,
+        };
+        Ok(Response::new(pb::DiskUsageResponse {
+            rows: vec![
+                row("Images", images.images, images.images_active, images.images_size, images.images_reclaimable),
+                row("Containers", containers.containers, containers.active, containers.size, containers.reclaimable),
+                row("Layers", images.layers, images.layers_active, images.layers_size, images.layers_reclaimable),
+            ],
+        }))
+    }
 }

@@ -26,6 +26,10 @@ pub struct CreateOptions {
     pub labels: HashMap<String, String>,
     /// `--log-opt` as given; checked by `logopts::parse`.
     pub log_opts: HashMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// Columns and rows of the client's terminal.
+    pub console: (u16, u16),
 }
 
 impl Manager {
@@ -34,7 +38,9 @@ impl Manager {
         let log = logopts::parse(&opts.log_opts)?;
         let images = self.images.clone();
         let reference = opts.image.clone();
-        let image = tokio::task::spawn_blocking(move || images.resolve(&reference))
+        // Held until the record is committed: from then on the record keeps
+        // the image from `rmi` and `image prune`.
+        let (image, _lease) = tokio::task::spawn_blocking(move || images.lease(&reference))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??;
 
@@ -77,6 +83,9 @@ impl Manager {
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_owned());
+        }
         let hostname = if opts.hostname.is_empty() { id[..12].to_owned() } else { opts.hostname.clone() };
         env.retain(|e| !e.starts_with("HOSTNAME="));
         env.push(format!("HOSTNAME={hostname}"));
@@ -88,6 +97,9 @@ impl Manager {
             user: first_non_empty(&opts.user, cfg.user().as_deref().unwrap_or(""), ""),
             hostname,
             stop_signal: cfg.stop_signal().clone().unwrap_or_default(),
+            tty: opts.tty,
+            open_stdin: opts.open_stdin,
+            console: opts.console,
         };
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(

@@ -22,11 +22,14 @@ use crate::images::ImageService;
 mod cgroup;
 mod commit;
 mod create;
+mod export;
+mod io;
 mod list;
 mod logopts;
 mod logs;
 mod monitor;
 mod names;
+mod prune;
 mod recover;
 mod remove;
 mod shim_client;
@@ -37,9 +40,11 @@ mod stop;
 pub use cgroup::CgroupDriver;
 pub use commit::CommitOptions;
 pub use create::CreateOptions;
+pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
+pub use prune::ContainerUsage;
 
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 
@@ -88,6 +93,15 @@ pub struct ProcessConfig {
     pub user: String,
     pub hostname: String,
     pub stop_signal: String,
+    /// A terminal for the process (`-t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// stdin kept open for attaches (`-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// The terminal's size at create (columns, rows); 0 = unknown.
+    #[serde(default)]
+    pub console: (u16, u16),
 }
 
 /// The live part of a record.

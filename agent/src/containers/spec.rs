@@ -52,8 +52,17 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .ambient(std::collections::HashSet::new())
         .build()
         .map_err(spec_err)?;
-    let process = ProcessBuilder::default()
-        .terminal(false)
+    let mut process = ProcessBuilder::default();
+    if p.tty && p.console != (0, 0) {
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .width(u64::from(p.console.0))
+            .height(u64::from(p.console.1))
+            .build()
+            .map_err(spec_err)?;
+        process = process.console_size(size);
+    }
+    let process = process
+        .terminal(p.tty)
         .user(UserBuilder::default().uid(uid).gid(gid).build().map_err(spec_err)?)
         .args(p.args.clone())
         .env(p.env.clone())
@@ -87,6 +96,9 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     }
     annotations.insert(LOG_MAX_SIZE.to_owned(), rec.log.max_size.to_string());
     annotations.insert(LOG_MAX_FILE.to_owned(), rec.log.max_files.to_string());
+    if p.open_stdin {
+        annotations.insert(berth_shim::spec::ANNOTATION_STDIN.to_owned(), "true".to_owned());
+    }
 
     let mut spec = Spec::default();
     spec.set_version("1.2.0".into());

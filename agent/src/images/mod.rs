@@ -25,13 +25,14 @@
 
 pub mod changes;
 pub mod commit;
+pub mod diff;
 pub mod filter;
 pub mod history;
+pub mod prune;
 pub mod reference;
 pub mod save;
 pub mod store;
 
-mod diff;
 mod import;
 mod inspect;
 mod load;
@@ -40,6 +41,7 @@ mod remove;
 mod staging;
 mod unpack;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,30 @@ pub struct ImageService {
     store: ContentStore,
     /// Serialises every operation that writes the database or the disk.
     writer: Mutex<()>,
+    /// Images held by callers that are about to record a use of them (a
+    /// container being created): image ID → holders. `remove` and `prune`
+    /// hold this lock from their check to their commit, so an image is
+    /// either leased before it is checked or gone before it is leased.
+    leases: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A hold on one image, from [`ImageService::lease`]: while it lives the
+/// image counts as in use. Dropping it releases the hold.
+pub struct Lease {
+    leases: Arc<Mutex<HashMap<String, usize>>>,
+    id: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = leases.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                leases.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// How a user's string found an image.
@@ -209,7 +235,7 @@ impl ImageService {
             set_mode(&dir, 0o700)?;
         }
         meta::create_tables(&db)?;
-        let svc = Self { layout, db, store, writer: Mutex::new(()) };
+        let svc = Self { layout, db, store, writer: Mutex::new(()), leases: Arc::default() };
         {
             let _guard = svc.lock();
             svc.clean_leftovers()?;
@@ -251,6 +277,22 @@ impl ImageService {
 
     fn lock(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_leases(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves `reference` and holds the image until the [`Lease`] is
+    /// dropped: `remove` and `prune` will not delete it meanwhile. A
+    /// container create holds one from resolving its image until its record
+    /// (which then keeps the image in use) is committed.
+    pub fn lease(&self, reference: &str) -> Result<(ImageRecord, Lease), ImageError> {
+        let mut leases = self.lock_leases();
+        let image = self.resolve(reference)?;
+        *leases.entry(image.id.clone()).or_default() += 1;
+        let lease = Lease { leases: self.leases.clone(), id: image.id.clone() };
+        Ok((image, lease))
     }
 
     /// Every image, newest first, each once with all its names.

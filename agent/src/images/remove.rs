@@ -19,6 +19,9 @@ use super::meta::Tables;
 use super::reference;
 use super::{repositories, short_id, Found, ImageError, ImageService, RemoveReport, Resolved};
 
+/// Who uses a leased image, in the conflict messages.
+const LEASED: &str = "(being created)";
+
 impl ImageService {
     /// Removes a name or an image, as `docker rmi [-f]` does, then
     /// collects snapshots and blobs no image needs any more. `users(id)`
@@ -30,6 +33,8 @@ impl ImageService {
         users: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RemoveReport, ImageError> {
         let _guard = self.lock();
+        let leases = self.lock_leases();
+        let users = |id: &str| users(id).or_else(|| leases.contains_key(id).then(|| LEASED.to_owned()));
         let rtxn = self.db.begin_read()?;
         let r = self.resolve_in(&rtxn, reference)?;
         drop(rtxn);
@@ -93,8 +98,9 @@ impl ImageService {
         Ok(())
     }
 
-    /// Deletes the image record and its names, and collects.
-    fn delete(&self, r: &Resolved, report: &mut RemoveReport) -> Result<(), ImageError> {
+    /// Deletes the image record and its names, and collects; returns the
+    /// bytes freed on disk (snapshot files and blobs).
+    pub(crate) fn delete(&self, r: &Resolved, report: &mut RemoveReport) -> Result<u64, ImageError> {
         let wtxn = self.db.begin_write()?;
         let (snapshots, blobs) = {
             let mut tables = Tables::open(&wtxn)?;
@@ -107,7 +113,7 @@ impl ImageService {
             for (chain, snap) in tables.snapshots()? {
                 if !chains.contains(&chain) {
                     tables.remove_snapshot(&chain)?;
-                    snapshots.push((chain, snap.n));
+                    snapshots.push((chain, snap.n, snap.size));
                 }
             }
             let referenced = tables.referenced_blobs()?;
@@ -116,7 +122,11 @@ impl ImageService {
         };
         wtxn.commit()?;
 
-        for (_, n) in &snapshots {
+        let mut freed: u64 = snapshots.iter().map(|(_, _, size)| size).sum();
+        for hex in &blobs {
+            freed += std::fs::symlink_metadata(self.store.path(hex)).map(|m| m.len()).unwrap_or(0);
+        }
+        for (_, n, _) in &snapshots {
             let dir = self.layout.snapshots_dir().join(n.to_string());
             if let Err(e) = super::remove_any(&dir) {
                 tracing::warn!(error = %e, "snapshot dir left for the next start to remove");
@@ -134,14 +144,14 @@ impl ImageService {
             .extend(repositories(&r.names).into_iter().map(|repo| format!("{repo}@{}", r.meta.manifest_digest)));
         report.deleted.push(r.id.clone());
         // Docker lists the layers top down.
-        let mut gone: Vec<&String> = snapshots.iter().map(|(c, _)| c).collect();
+        let mut gone: Vec<&String> = snapshots.iter().map(|(c, _, _)| c).collect();
         for chain in r.meta.chain_ids.iter().rev() {
             if let Some(i) = gone.iter().position(|c| *c == chain) {
                 report.deleted.push(gone.remove(i).clone());
             }
         }
         report.deleted.extend(gone.into_iter().cloned());
-        tracing::info!(id = %r.id, snapshots = snapshots.len(), blobs = blobs.len(), "image deleted");
-        Ok(())
+        tracing::info!(id = %r.id, snapshots = snapshots.len(), blobs = blobs.len(), freed, "image deleted");
+        Ok(freed)
     }
 }

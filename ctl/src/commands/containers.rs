@@ -82,6 +82,10 @@ pub enum ContainerCommand {
     Wait(WaitArgs),
     /// Create a new image from a container's changes
     Commit(super::commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::prune::ExportArgs),
+    /// Remove all stopped containers
+    Prune(super::prune::ContainerPruneArgs),
 }
 
 pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
@@ -93,6 +97,8 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Stop(a) => stop(c, a).await,
         ContainerCommand::Kill(a) => kill(c, a).await,
         ContainerCommand::Wait(a) => wait(c, a).await,
+        ContainerCommand::Export(a) => super::prune::export(c, a).await,
+        ContainerCommand::Prune(a) => super::prune::container_prune(c, a).await,
     }
 }
 

@@ -101,6 +101,8 @@ pub enum ImageCommand {
     Import(ImportArgs),
     /// Show the history of an image
     History(super::commit::HistoryArgs),
+    /// Remove unused images
+    Prune(super::prune::ImagePruneArgs),
 }
 
 pub async fn image(c: Client, cmd: ImageCommand) -> Result<u8> {
@@ -113,6 +115,7 @@ pub async fn image(c: Client, cmd: ImageCommand) -> Result<u8> {
         ImageCommand::Save(a) => save(c, a).await,
         ImageCommand::Import(a) => import(c, a).await,
         ImageCommand::History(a) => super::commit::history(c, a).await,
+        ImageCommand::Prune(a) => super::prune::image_prune(c, a).await,
     }
 }
 
@@ -163,19 +166,37 @@ pub async fn load(mut c: Client, a: LoadArgs) -> Result<u8> {
 }
 
 pub async fn save(mut c: Client, a: SaveArgs) -> Result<u8> {
-    use tokio::io::AsyncWriteExt;
-    if a.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+    refuse_terminal(a.output.as_deref())?;
+    // The call fails here, before any file is made, when a name is unknown.
+    let stream = c.images.save(pb::SaveRequest { references: a.images }).await?.into_inner();
+    write_archive(stream, a.output.as_deref(), "save").await?;
+    Ok(0)
+}
+
+/// A tar on stdout only when stdout is not a terminal, as Docker.
+pub(super) fn refuse_terminal(output: Option<&std::path::Path>) -> Result<()> {
+    if output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    // The call fails here, before any file is made, when a name is unknown.
-    let mut stream = c.images.save(pb::SaveRequest { references: a.images }).await?.into_inner();
-    let Some(path) = a.output else {
+    Ok(())
+}
+
+/// Writes a streamed archive to `output`, or stdout. A file is removed
+/// again when the stream fails, so no half archive is left for a later
+/// `load` to reject less clearly. `what` names the verb in the error.
+pub(super) async fn write_archive(
+    mut stream: tonic::Streaming<pb::DataChunk>,
+    output: Option<&std::path::Path>,
+    what: &str,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let Some(path) = output else {
         let mut out = tokio::io::stdout();
         while let Some(chunk) = stream.message().await? {
             out.write_all(&chunk.data).await.context("write stdout")?;
         }
         out.flush().await.context("write stdout")?;
-        return Ok(0);
+        return Ok(());
     };
     let mut file = tokio::fs::File::create(&path).await.with_context(|| format!("create {}", path.display()))?;
     let result: Result<()> = async {
@@ -187,11 +208,9 @@ pub async fn save(mut c: Client, a: SaveArgs) -> Result<u8> {
     }
     .await;
     if result.is_err() {
-        // No half archive that a later load would reject less clearly.
         let _ = tokio::fs::remove_file(&path).await;
     }
-    result.with_context(|| format!("save to {}", path.display()))?;
-    Ok(0)
+    result.with_context(|| format!("{what} to {}", path.display()))
 }
 
 pub async fn import(mut c: Client, a: ImportArgs) -> Result<u8> {

@@ -10,6 +10,7 @@ mod commit;
 mod containers;
 mod images;
 mod logs;
+mod prune;
 mod run;
 mod system;
 
@@ -35,7 +36,9 @@ pub enum Command {
     Commit(commit::CommitArgs),
     /// Show the history of an image
     History(commit::HistoryArgs),
-    /// Image commands: ls, inspect, rm, tag, history
+    /// Export a container's filesystem as a tar archive
+    Export(prune::ExportArgs),
+    /// Image commands: ls, inspect, rm, tag, history, prune
     #[command(subcommand)]
     Image(images::ImageCommand),
     /// Create a container without starting it
@@ -60,9 +63,12 @@ pub enum Command {
     Inspect(containers::InspectArgs),
     /// Wait for containers to exit and print their exit codes
     Wait(containers::WaitArgs),
-    /// Container commands: ls, inspect, rm, ...
+    /// Container commands: ls, inspect, rm, prune, export, ...
     #[command(subcommand)]
     Container(containers::ContainerCommand),
+    /// System commands: df, prune, info
+    #[command(subcommand)]
+    System(prune::SystemCommand),
 }
 
 /// `--format json` on listings.
@@ -96,6 +102,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Rmi(a) => images::rmi(c, a).await,
         Command::Commit(a) => commit::commit(c, a).await,
         Command::History(a) => commit::history(c, a).await,
+        Command::Export(a) => prune::export(c, a).await,
         Command::Image(sub) => images::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
@@ -108,5 +115,6 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Inspect(a) => containers::inspect(c, a).await,
         Command::Wait(a) => containers::wait(c, a).await,
         Command::Container(sub) => containers::container(c, sub).await,
+        Command::System(sub) => prune::system(c, sub).await,
     }
 }

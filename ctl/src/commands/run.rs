@@ -118,6 +118,7 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
         auto_remove: o.rm,
         labels,
         log_opts,
+        ..Default::default()
     })
 }
 

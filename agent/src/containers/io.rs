@@ -1,0 +1,151 @@
+//! `attach` and `exec`: a stream to the container's shim, which holds the
+//! process's stdio (berthd only relays). See `berth_shim::streams`.
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_proto::frame::{read_frame, write_frame};
+use berth_proto::shim::{self as proto, request::Kind, AttachRequest, ExecRequest, Request};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use super::{Manager, Status};
+use crate::error::{AgentError, Result};
+
+/// What `exec` runs; empty fields take the container's values.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub container: String,
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE`, over the container's environment.
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub user: String,
+    pub tty: bool,
+    pub stdin: bool,
+    /// Columns and rows of the client's terminal.
+    pub console: (u16, u16),
+}
+
+/// A stream to a shim: `Input` frames one way, `Output` frames the other.
+pub struct ShimStream {
+    pub id: String,
+    pub rd: OwnedReadHalf,
+    pub wr: OwnedWriteHalf,
+}
+
+impl ShimStream {
+    pub async fn send(&mut self, input: &proto::Input) -> std::io::Result<()> {
+        write_frame(&mut self.wr, input).await
+    }
+
+    /// The next frame; `None` when the shim closed the stream.
+    pub async fn recv(&mut self) -> std::io::Result<Option<proto::Output>> {
+        read_frame(&mut self.rd).await
+    }
+}
+
+/// What an attach found.
+pub enum Attached {
+    /// The live stream.
+    Live(ShimStream),
+    /// The container ran and exited between the start and the attach (a
+    /// command that ends at once): its output is in the log, and this is
+    /// its exit code.
+    Exited { id: String, exit_code: i32 },
+}
+
+/// How often an attach to a created container looks for its start.
+const START_POLL: Duration = Duration::from_millis(5);
+
+impl Manager {
+    /// Attaches to the container's stdio. A created container is waited
+    /// for until it runs (the caller starts it meanwhile); an exited one
+    /// is an error, as in Docker.
+    pub async fn attach(self: &Arc<Self>, key: &str, stdin: bool, from_start: bool) -> Result<Attached> {
+        let mut rec = self.refresh(key).await?;
+        loop {
+            match rec.state.status {
+                Status::Running | Status::Paused => break,
+                Status::Created => {
+                    tokio::time::sleep(START_POLL).await;
+                    rec = self.refresh(&rec.id).await?;
+                }
+                Status::Exited if from_start && rec.state.started_at > 0 => {
+                    return Ok(Attached::Exited { id: rec.id, exit_code: rec.state.exit_code });
+                }
+                Status::Exited => {
+                    return Err(AgentError::FailedPrecondition(
+                        "You cannot attach to a stopped container, start it first".into(),
+                    ))
+                }
+            }
+        }
+        if stdin && !rec.process.open_stdin {
+            tracing::debug!(id = rec.short_id(), "attach asked for stdin; the container has none open");
+        }
+        let socket = self.paths(&rec).shim_socket();
+        let kind = Kind::Attach(AttachRequest { stdin, from_start });
+        match open(&rec.id, &socket, kind).await {
+            Ok(s) => Ok(Attached::Live(s)),
+            // The shim went away (the container exited) just now.
+            Err(_) if from_start => {
+                let ev = self.wait(&rec.id).await?;
+                Ok(Attached::Exited { id: rec.id, exit_code: ev.exit_code })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a process in the running container.
+    pub async fn exec(self: &Arc<Self>, opts: ExecOptions) -> Result<ShimStream> {
+        let rec = self.refresh(&opts.container).await?;
+        if rec.state.status != Status::Running {
+            return Err(AgentError::FailedPrecondition(format!("container {} is not running", opts.container)));
+        }
+        if opts.cmd.is_empty() {
+            return Err(AgentError::InvalidArgument("no command specified".into()));
+        }
+        let mut env = rec.process.env.clone();
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        for kv in &opts.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            if key.is_empty() {
+                return Err(AgentError::InvalidArgument(format!("invalid environment variable: {kv}")));
+            }
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        let pick = |given: &str, own: &str| if given.is_empty() { own.to_owned() } else { given.to_owned() };
+        let cwd = pick(&opts.workdir, &rec.process.cwd);
+        if !cwd.starts_with('/') {
+            return Err(AgentError::InvalidArgument(format!(
+                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+            )));
+        }
+        let kind = Kind::Exec(ExecRequest {
+            args: opts.cmd.clone(),
+            env,
+            cwd,
+            user: pick(&opts.user, &rec.process.user),
+            tty: opts.tty,
+            stdin: opts.stdin,
+            width: u32::from(opts.console.0),
+            height: u32::from(opts.console.1),
+        });
+        tracing::info!(id = rec.short_id(), cmd = ?opts.cmd, "exec");
+        open(&rec.id, &self.paths(&rec).shim_socket(), kind).await
+    }
+}
+
+async fn open(id: &str, socket: &std::path::Path, kind: Kind) -> Result<ShimStream> {
+    let gone = |e: std::io::Error| AgentError::FailedPrecondition(format!("container {id} is not running ({e})"));
+    let addr = berth_shim::layout::SocketPath::new(socket).map_err(gone)?;
+    let stream = UnixStream::connect(addr.path()).await.map_err(gone)?;
+    let (rd, mut wr) = stream.into_split();
+    write_frame(&mut wr, &Request { kind: Some(kind) })
+        .await
+        .map_err(|source| AgentError::Io { context: "send to the shim".into(), source })?;
+    Ok(ShimStream { id: id.to_owned(), rd, wr })
+}
