@@ -57,6 +57,7 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         hostname: r.hostname,
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
+        log_opts: r.log_opts.into_iter().collect(),
         tty: r.tty,
         open_stdin: r.open_stdin,
         console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
@@ -129,7 +130,10 @@ pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
             "Labels": rec.labels,
             "StopSignal": rec.process.stop_signal,
         },
-        "HostConfig": { "AutoRemove": rec.auto_remove },
+        "HostConfig": {
+            "AutoRemove": rec.auto_remove,
+            "LogConfig": { "Type": "berth", "Config": crate::containers::log_opts_of(&rec.log) },
+        },
     })
 }
 

@@ -49,6 +49,10 @@ pub struct ContainerOpts {
     /// Allocate a terminal for the process
     #[arg(short, long)]
     tty: bool,
+    /// Log rotation, KEY=VALUE, repeatable: max-size=SIZE (10k, 10m, 1g or
+    /// bytes; default 10m) and max-file=N (files kept, 1 to 100; default 3)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -104,7 +108,7 @@ pub(super) fn env_values(env: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
+fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
     let env = env_values(&o.env);
     let labels = o
         .label
@@ -115,7 +119,16 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
         })
         .collect();
     let console = if o.tty { io::terminal_size().unwrap_or_default() } else { (0, 0) };
-    pb::CreateContainerRequest {
+    // berthd checks keys and values; here only the shape.
+    let log_opts = o
+        .log_opt
+        .iter()
+        .map(|opt| match opt.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(anyhow::anyhow!("invalid --log-opt \"{opt}\": want KEY=VALUE, e.g. max-size=10m")),
+        })
+        .collect::<Result<_>>()?;
+    Ok(pb::CreateContainerRequest {
         image: o.image.clone(),
         name: o.name.clone().unwrap_or_default(),
         cmd: o.command.clone(),
@@ -131,7 +144,8 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
         // The client's size from the first byte, so a shell draws right.
         console_width: console.0,
         console_height: console.1,
-    }
+        log_opts,
+    })
 }
 
 /// Docker's exit code for a start failure: 127 not found, 126 cannot
@@ -150,7 +164,7 @@ fn start_failure_code(message: &str) -> u8 {
 }
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     println!("{}", ct.id);
     Ok(0)
 }
@@ -160,7 +174,7 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
     if interactive {
         io::check_tty(a.opts.interactive, a.opts.tty)?;
     }
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     if a.detach {
         if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
             return fail_start(&mut c, &ct, a.opts.rm, s).await;
@@ -294,16 +308,16 @@ mod tests {
     #[test]
     fn run_it_asks_for_a_terminal_and_open_stdin() {
         let Command::Run(a) = parse(&["run", "--rm", "-it", "demo/busybox", "sh", "-i"]) else { panic!() };
-        let r = request(&a.opts);
+        let r = request(&a.opts).unwrap();
         assert!(r.tty && r.open_stdin && r.auto_remove && !a.detach);
         assert_eq!(r.cmd, ["sh", "-i"]);
 
         let Command::Run(a) = parse(&["run", "-d", "-t", "demo/busybox"]) else { panic!() };
-        let r = request(&a.opts);
+        let r = request(&a.opts).unwrap();
         assert!(a.detach && r.tty && !r.open_stdin);
 
         let Command::Create(a) = parse(&["create", "-i", "demo/busybox"]) else { panic!() };
-        let r = request(&a.opts);
+        let r = request(&a.opts).unwrap();
         assert!(!r.tty && r.open_stdin);
         assert_eq!((r.console_width, r.console_height), (0, 0), "no terminal, no size");
     }
