@@ -1,7 +1,7 @@
 //! Every conversion between protobuf messages and core types.
 use berth_proto::v1 as pb;
 
-use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, LogRecord};
+use crate::containers::{CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, LogRecord, PathStat};
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 
@@ -77,6 +77,14 @@ pub fn history_entry(h: HistoryEntry) -> pb::HistoryEntry {
         comment: h.comment,
         empty_layer: h.empty_layer,
     }
+}
+
+pub fn path_stat(s: PathStat) -> pb::PathStat {
+    pb::PathStat { name: s.name, size: s.size, mode: s.mode, mtime: s.mtime, link_target: s.link_target }
+}
+
+pub fn copy_to_options(first: &pb::CopyToChunk) -> CopyToOptions {
+    CopyToOptions { path: first.path.clone(), single: first.single, archive: first.archive }
 }
 
 pub fn log_record(r: LogRecord) -> pb::LogRecord {

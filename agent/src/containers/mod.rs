@@ -20,6 +20,7 @@ use crate::images::ImageService;
 
 mod cgroup;
 mod commit;
+mod copy;
 mod create;
 mod export;
 mod list;
@@ -36,6 +37,7 @@ mod stop;
 
 pub use cgroup::CgroupDriver;
 pub use commit::CommitOptions;
+pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
 pub use list::Filters;
 pub use logs::{LogOptions, LogRecord};
