@@ -8,6 +8,7 @@ use crate::client::Client;
 
 mod commit;
 mod containers;
+mod cp;
 mod images;
 mod logs;
 mod prune;
@@ -38,6 +39,8 @@ pub enum Command {
     History(commit::HistoryArgs),
     /// Export a container's filesystem as a tar archive
     Export(prune::ExportArgs),
+    /// Copy files and directories between a container and the host
+    Cp(cp::CpArgs),
     /// Image commands: ls, inspect, rm, tag, history, prune
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -103,6 +106,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Commit(a) => commit::commit(c, a).await,
         Command::History(a) => commit::history(c, a).await,
         Command::Export(a) => prune::export(c, a).await,
+        Command::Cp(a) => cp::cp(c, a).await,
         Command::Image(sub) => images::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
