@@ -363,6 +363,13 @@ const PSEUDO_FS: [i64; 7] = [
     0x7363_6673, // securityfs
 ];
 
+/// Whether `fd` is on one of `PSEUDO_FS`.
+// `f_type`'s type differs between architectures, hence the cast.
+#[allow(clippy::unnecessary_cast)]
+fn is_pseudo_fs(fd: &OwnedFd) -> bool {
+    rfs::fstatfs(fd).map(|s| PSEUDO_FS.contains(&(s.f_type as i64))).unwrap_or(false)
+}
+
 /// Writes a tree into a tar, fd by fd.
 struct TarOut<W: Write> {
     b: tar::Builder<W>,
@@ -387,7 +394,7 @@ impl<W: Write> TarOut<W> {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
                 self.b.append_data(&mut h, tar_name, io::empty()).map_err(werr)?;
-                let pseudo = rfs::fstatfs(&fd).map(|s| PSEUDO_FS.contains(&(s.f_type as i64))).unwrap_or(false);
+                let pseudo = is_pseudo_fs(&fd);
                 if !pseudo {
                     self.children(&fd, name)?;
                 }

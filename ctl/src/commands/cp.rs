@@ -120,7 +120,8 @@ async fn from_container(mut c: Client, a: &CpArgs, name: &str, path: &str, dest:
 fn extract_on_host(dest: &Path, dir_form: bool, top: &str, is_dir: bool, input: impl Read) -> Result<()> {
     let unpack = |dir: &Path, input| -> Result<()> {
         let mut ar = tar::Archive::new(input);
-        ar.set_preserve_permissions(true);
+        // rwx bits only: a container cannot plant a setuid file on the host.
+        ar.set_preserve_permissions(false);
         ar.set_preserve_mtime(true);
         ar.set_overwrite(true);
         ar.unpack(dir).with_context(|| format!("extract into {}", dir.display()))
