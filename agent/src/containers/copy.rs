@@ -42,7 +42,7 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use super::export::private_merged_view;
-use super::{Manager, Status};
+use super::Manager;
 use crate::error::{AgentError, Result};
 use crate::images::unpack::{read_attrs, replace, replace_with, split_path, Attrs};
 
@@ -79,7 +79,7 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::
 enum RootSpec {
     /// Through the running init's `/proc/<pid>/root`; its parent must be
     /// the shim, which proves the pid was not recycled.
-    Live { pid: i32, shim_pid: Option<i32> },
+    Live { pid: i32, shim_pid: i32 },
     /// A private overlay: `dirs` top first (the upper directory, then the
     /// image's layers) on the `target` mount point.
     Stopped { dirs: Vec<PathBuf>, target: PathBuf, work: PathBuf },
@@ -117,7 +117,7 @@ impl RootSpec {
                 let mut fields = after_comm.split_whitespace();
                 let state = fields.next().unwrap_or("Z");
                 let ppid: Option<i32> = fields.next().and_then(|p| p.parse().ok());
-                if state == "Z" || state == "X" || (shim_pid.is_some() && ppid != *shim_pid) {
+                if state == "Z" || state == "X" || ppid != Some(*shim_pid) {
                     return Err(gone());
                 }
                 let fd = rfs::openat(&proc_dir, "root", PATH_FLAGS | OFlags::DIRECTORY, Mode::empty())
@@ -167,9 +167,16 @@ impl Manager {
         let held = self.lock_for(&rec.id).lock_owned().await;
         let rec = self.lookup(&rec.id)?;
         let paths = self.paths(&rec);
-        if matches!(rec.state.status, Status::Running | Status::Paused) && rec.state.pid > 0 {
+        if rec.state.status.is_live() {
+            // Never the private overlay here: a second mount of an upper
+            // directory in use is undefined behaviour for overlayfs.
             let shim_pid = std::fs::read_to_string(paths.shim_pid()).ok().and_then(|s| s.trim().parse().ok());
-            return Ok((held, RootSpec::Live { pid: rec.state.pid as i32, shim_pid }));
+            let (Some(shim_pid), Ok(pid @ 1..)) = (shim_pid, i32::try_from(rec.state.pid)) else {
+                return Err(AgentError::FailedPrecondition(format!(
+                    "container {key} has no live process to copy through"
+                )));
+            };
+            return Ok((held, RootSpec::Live { pid, shim_pid }));
         }
         let images = self.images.clone();
         let image_id = rec.image_id.clone();
@@ -532,7 +539,13 @@ const MAX_LINKS: usize = 40;
 /// component is followed (to its target, resolved in the root again), so
 /// `cp f c:/link` writes where the link points, inside the container.
 fn resolve_dest(root: BorrowedFd<'_>, key: &str, path: &str) -> Result<(Vec<u8>, Dest)> {
-    let mut cur = path.as_bytes().to_vec();
+    // `dir/` and `dir/.` name `dir`; whether it must be a directory is
+    // the caller's rule.
+    let mut trimmed = path;
+    while let Some(t) = trimmed.strip_suffix('/').or_else(|| trimmed.strip_suffix("/.")) {
+        trimmed = t;
+    }
+    let mut cur = trimmed.as_bytes().to_vec();
     for _ in 0..MAX_LINKS {
         let text = String::from_utf8_lossy(&cur).into_owned();
         let p = CPath::parse(&text);
@@ -900,5 +913,70 @@ mod tests {
         assert_eq!(std::fs::read_dir(t.path().join("etc")).unwrap().count(), 0, "nothing written outside");
         let err = extract(rootfd.as_fd(), "c1", &single("/nodir/x"), &tar_of("f", b"4")[..]).unwrap_err();
         assert_eq!(err.to_string(), "Could not find the file /nodir in container c1");
+    }
+
+    /// Docker's placement rules, one row each: destination, what the tar
+    /// holds, then the files expected or the error.
+    #[test]
+    fn placement_follows_dockers_rules() {
+        fn tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, data) in entries {
+                let mut h = Header::new_gnu();
+                h.set_mode(0o755);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(0);
+                let data = data.unwrap_or_default();
+                h.set_size(data.len() as u64);
+                h.set_entry_type(if name.ends_with('/') || *name == "." {
+                    EntryType::Directory
+                } else {
+                    EntryType::Regular
+                });
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            b.into_inner().unwrap()
+        }
+        let file = tar(&[("f", Some(b"new"))]);
+        let dir = tar(&[("d/", None), ("d/x", Some(b"x"))]);
+        let contents = tar(&[(".", None), ("x", Some(b"x"))]);
+        let two_tops = tar(&[("f", Some(b"1")), ("g", Some(b"2"))]);
+        type Row<'a> = (&'a str, &'a [u8], Result<&'a [(&'a str, &'a str)], &'a str>);
+        let rows: Vec<Row<'_>> = vec![
+            ("/dir", &file, Ok(&[("dir/f", "new")])),
+            ("/dir/", &file, Ok(&[("dir/f", "new")])),
+            ("/new", &file, Ok(&[("new", "new")])),
+            ("/file", &file, Ok(&[("file", "new")])),
+            ("/new/", &file, Err("/new/: no such directory")),
+            ("/file/", &file, Err("/file/: not a directory")),
+            ("/dir", &dir, Ok(&[("dir/d/x", "x")])),
+            ("/new", &dir, Ok(&[("new/x", "x")])),
+            ("/new/", &dir, Ok(&[("new/x", "x")])),
+            ("/file", &dir, Err("cannot copy directory")),
+            ("/dir", &contents, Ok(&[("dir/x", "x")])),
+            ("/new", &contents, Ok(&[("new/x", "x")])),
+            ("/file", &contents, Err("cannot copy directory")),
+            ("/nodir/new", &file, Err("Could not find the file /nodir in container c")),
+            ("/dir", &two_tops, Err("invalid copy source content")),
+        ];
+        for (dest, tar, want) in rows {
+            let t = tempfile::tempdir().unwrap();
+            let root = t.path();
+            std::fs::create_dir(root.join("dir")).unwrap();
+            std::fs::write(root.join("file"), "old").unwrap();
+            let rootfd = rfs::open(root, PATH_FLAGS | OFlags::DIRECTORY, Mode::empty()).unwrap();
+            let opts = CopyToOptions { path: dest.into(), single: true, archive: false };
+            let got = extract(rootfd.as_fd(), "c", &opts, tar);
+            match want {
+                Ok(files) => {
+                    got.unwrap_or_else(|e| panic!("{dest}: {e}"));
+                    for (path, data) in files {
+                        assert_eq!(std::fs::read_to_string(root.join(path)).unwrap(), *data, "{dest}: {path}");
+                    }
+                }
+                Err(msg) => assert_eq!(got.unwrap_err().to_string(), msg, "{dest}"),
+            }
+        }
     }
 }
