@@ -162,6 +162,32 @@ fn tars_on_stdin_and_stdout() {
     assert_eq!(got["t1.txt"].1, "one\n");
     assert_eq!(got["tdir/t2"].1, "two\n");
 
+    // A tar naming `..` is refused, and nothing lands outside.
+    let escape = format!("../../../../../../etc/{}", unique("dotdot"));
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..escape.len()].copy_from_slice(escape.as_bytes());
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    let mut evil = h.as_bytes().to_vec();
+    evil.extend_from_slice(&[b'x', b'\n']);
+    evil.resize(evil.len() + 510 + 1024, 0);
+    let mut child = a
+        .ctl_cmd(&["cp", "-", "c1:/in"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&evil).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("contains \"..\""), "{o:?}");
+    assert!(!Path::new("/etc").join(unique("dotdot")).exists());
+
     let r = pipe(&["cp", "-", "c1:/in/t1.txt"]);
     assert_eq!((r.code, r.stderr.as_str()), (1, "Error response from daemon: extraction point is not a directory\n"));
     let r = pipe(&["cp", "-", "c1:/nowhere"]);
