@@ -173,7 +173,7 @@ fn tars_on_stdin_and_stdout() {
     h.set_gid(0);
     h.set_cksum();
     let mut evil = h.as_bytes().to_vec();
-    evil.extend_from_slice(&[b'x', b'\n']);
+    evil.extend_from_slice(b"x\n");
     evil.resize(evil.len() + 510 + 1024, 0);
     let mut child = a
         .ctl_cmd(&["cp", "-", "c1:/in"])
