@@ -106,6 +106,13 @@ fn files_and_directories_both_ways_for_exited_and_running_containers() {
     assert_eq!(a.ok(&["logs", "ex"]), format!("empty\n{REPORTED}"));
     copy_out(&a, "ex", &a.dir.path().join("out-ex"));
 
+    // Created, never started: the same, before its first run.
+    a.ok(&["create", "--name", "fresh", IMG, "cat", "/hello.txt"]);
+    a.ok(&["cp", s(&src.join("file.txt")), "fresh:/hello.txt"]);
+    a.ok(&["start", "fresh"]);
+    a.ok(&["wait", "fresh"]);
+    assert_eq!(a.ok(&["logs", "fresh"]), "hello\n");
+
     // Running: written where the container sees it, at once.
     let script = format!("{MAKE_DATA}; while ! test -e /in/go; do sleep 0.05; done; {REPORT}; exec sleep 100");
     a.ok(&["run", "-d", "--name", "live", IMG, "sh", "-c", &script]);
