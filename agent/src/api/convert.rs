@@ -2,7 +2,9 @@
 use berth_proto::shim as sp;
 use berth_proto::v1 as pb;
 
-use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, ExecOptions, LogRecord};
+use crate::containers::{
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, PathStat,
+};
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 
@@ -84,6 +86,14 @@ pub fn history_entry(h: HistoryEntry) -> pb::HistoryEntry {
         comment: h.comment,
         empty_layer: h.empty_layer,
     }
+}
+
+pub fn path_stat(s: PathStat) -> pb::PathStat {
+    pb::PathStat { name: s.name, size: s.size, mode: s.mode, mtime: s.mtime, link_target: s.link_target }
+}
+
+pub fn copy_to_options(first: &pb::CopyToChunk) -> CopyToOptions {
+    CopyToOptions { path: first.path.clone(), single: first.single, archive: first.archive }
 }
 
 pub fn log_record(r: LogRecord) -> pb::LogRecord {

@@ -21,6 +21,7 @@ use crate::images::ImageService;
 
 mod cgroup;
 mod commit;
+mod copy;
 mod create;
 mod export;
 mod io;
@@ -39,6 +40,7 @@ mod stop;
 
 pub use cgroup::CgroupDriver;
 pub use commit::CommitOptions;
+pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
 pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;

@@ -9,6 +9,7 @@ use crate::client::Client;
 mod attach;
 mod commit;
 mod containers;
+mod cp;
 mod exec;
 mod images;
 mod io;
@@ -41,6 +42,8 @@ pub enum Command {
     History(commit::HistoryArgs),
     /// Export a container's filesystem as a tar archive
     Export(prune::ExportArgs),
+    /// Copy files and directories between a container and the host
+    Cp(cp::CpArgs),
     /// Image commands: ls, inspect, rm, tag, history, prune
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -110,6 +113,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Commit(a) => commit::commit(c, a).await,
         Command::History(a) => commit::history(c, a).await,
         Command::Export(a) => prune::export(c, a).await,
+        Command::Cp(a) => cp::cp(c, a).await,
         Command::Image(sub) => images::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
