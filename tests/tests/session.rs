@@ -98,8 +98,10 @@ fn run_it_in_a_real_terminal() {
     t.cmd(&["resize-window", "-t", "s", "-x", "120", "-y", "40"]).status().unwrap();
     t.line("stty size");
     t.wait_for("40 120", 1);
-    t.line("test -t 0 && echo tty-$TERM");
+    t.line("test -t 0 && echo tty-$TERM; tty; grep -c devpts /proc/mounts");
     t.wait_for("tty-xterm", 1);
+    // The container's own devpts, as under Docker.
+    t.wait_for("/dev/pts/0", 1);
     t.line("exit 3");
     let dir = a.dir.path();
     assert_eq!(read_when_there(&dir.join("code")), "3\n");
@@ -216,6 +218,19 @@ fn exec_runs_inside_the_container() {
     let r = a.ctl(&["exec", "ghost", "true"]);
     assert!(r.stderr.contains("No such container: ghost"), "{r:?}");
 
+    // The terminal is opened in the container's /dev, which the container
+    // owns: a /dev/ptmx that is a magic link or a FIFO is refused, clearly.
+    assert_eq!(a.ok(&["exec", "-t", "web", "tty"]), "/dev/pts/0\r\n");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && ln -s /proc/self/fd/2 /dev/ptmx"]);
+    let r = a.ctl(&["exec", "-t", "web", "true"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("open a terminal in the container"), "{r:?}");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && mkfifo /dev/ptmx"]);
+    let r = a.ctl(&["exec", "-t", "web", "true"]);
+    assert!(r.stderr.contains("/dev/ptmx is not a character device"), "{r:?}");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && ln -s pts/ptmx /dev/ptmx"]);
+    assert_eq!(a.ok(&["exec", "-t", "web", "echo", "back"]), "back\r\n");
+
     // The exec'd processes leave nothing behind: after the container
     // stops, no process of it is left.
     a.ok(&["exec", "-d", "web", "sleep", "1000"]);
@@ -261,9 +276,10 @@ fn exec_it_in_a_real_terminal() {
     let script = "stty -g > before; berthctl exec -it web sh; echo $? > code; stty -g > after; sleep 600";
     let t = Tmux::start(&a, "exec", 70, 15, script);
     t.wait_for("/ #", 1);
-    t.line("stty size; test -t 0 && echo exec-tty-$TERM");
+    t.line("stty size; test -t 0 && echo exec-tty-$TERM; tty");
     t.wait_for("15 70", 1);
     t.wait_for("exec-tty-xterm", 1);
+    t.wait_for("/dev/pts/0", 1);
     t.line("exit 9");
     let dir = a.dir.path();
     assert_eq!(read_when_there(&dir.join("code")), "9\n");
