@@ -288,3 +288,38 @@ fn exec_it_in_a_real_terminal() {
     let ps = a.ok(&["ps", "--filter", "name=web", "--format", "json"]);
     assert!(ps.contains("\"running\""), "{ps}");
 }
+
+#[test]
+fn an_interactive_container_outlives_berthd_kill9_and_is_attached_again() {
+    need_root!();
+    let mut a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "-it", "--name", "i1", IMG, "sh"]);
+    let script = "berthctl attach i1; echo $? > code1; sleep 600";
+    let t = Tmux::start(&a, "kill9", 80, 24, script);
+    std::thread::sleep(Duration::from_millis(300));
+    t.line("echo before-$((1+1))");
+    t.wait_for("before-2", 1);
+    // berthd dies under the attached client: the client ends with an
+    // error, the shell lives on in its shim.
+    a.kill9();
+    let code = read_when_there(&a.dir.path().join("code1"));
+    assert_ne!(code, "0\n");
+    a.restart();
+    let ps = a.ok(&["ps", "--filter", "name=i1", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
+    // A new client reaches the same shell, through the new berthd.
+    let t2 = Tmux::start(&a, "kill9b", 80, 24, "berthctl attach i1; echo $? > code2; sleep 600");
+    std::thread::sleep(Duration::from_millis(300));
+    t2.line("echo after-$((2+2)); tty");
+    t2.wait_for("after-4", 1);
+    t2.wait_for("/dev/pts/0", 1);
+    t2.line("exit 6");
+    assert_eq!(read_when_there(&a.dir.path().join("code2")), "6\n");
+    let ps = a.ok(&["ps", "-a", "--filter", "name=i1"]);
+    assert!(ps.contains("Exited (6)"), "{ps}");
+    // The log has both sessions' output.
+    let logs = a.ok(&["logs", "i1"]);
+    assert!(logs.contains("before-2") && logs.contains("after-4"), "{logs}");
+    drop(t);
+}
