@@ -119,8 +119,12 @@ impl Manager {
         let mut status = rec.state.status;
         loop {
             if !status.is_live() && status != super::Status::Created {
-                let rec = self.lookup(&id)?;
-                return Ok(ExitEvent { id, exit_code: rec.state.exit_code, error: rec.state.error });
+                // An auto-remove may delete the record between the two
+                // reads: its exit is remembered.
+                return match self.lookup(&id) {
+                    Ok(rec) => Ok(ExitEvent { id, exit_code: rec.state.exit_code, error: rec.state.error }),
+                    Err(e) => self.removed_exit(&id).ok_or(e),
+                };
             }
             match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
                 Ok(Ok(ev)) if ev.id == id => return Ok(ev),
