@@ -5,6 +5,8 @@ use berth_proto::v1 as pb;
 use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, ExecOptions, LogRecord};
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
+use crate::registry::auth::Credentials;
+use crate::registry::{PullEvent, PullOptions};
 
 pub fn image(rec: &ImageRecord) -> pb::Image {
     pb::Image {
@@ -13,6 +15,32 @@ pub fn image(rec: &ImageRecord) -> pb::Image {
         manifest_digest: rec.manifest_digest.clone(),
         created: rec.created,
         size: rec.size,
+    }
+}
+
+pub fn pull_options(r: pb::PullRequest) -> PullOptions {
+    let auth = r.auth.unwrap_or_default();
+    PullOptions {
+        reference: r.reference,
+        platform: r.platform,
+        credentials: Credentials {
+            username: auth.username,
+            password: auth.password,
+            identity_token: auth.identity_token,
+        },
+    }
+}
+
+pub fn pull_progress(ev: PullEvent) -> pb::PullProgress {
+    match ev {
+        PullEvent::Status(status) => pb::PullProgress { status, ..Default::default() },
+        PullEvent::Layer { id, status, current, total } => {
+            pb::PullProgress { id, status, current, total, result: None }
+        }
+        PullEvent::Done { digest, image: rec, name, up_to_date } => pb::PullProgress {
+            result: Some(pb::PullResult { digest, image: Some(image(&rec)), name, up_to_date }),
+            ..Default::default()
+        },
     }
 }
 

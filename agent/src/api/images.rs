@@ -13,9 +13,11 @@ use super::{blocking, convert, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
+use crate::registry::Puller;
 
 pub struct ImagesApi {
     pub manager: Arc<Manager>,
+    pub puller: Arc<Puller>,
 }
 
 /// A client upload spooled to a file under `content/ingest`, removed when
@@ -169,4 +171,35 @@ impl pb::images_server::Images for ImagesApi {
         .await?;
         Ok(Response::new(pb::PruneResponse { deleted: report.lines, reclaimed: report.reclaimed }))
     }
+
+    type PullStream = ReceiverStream<Result<pb::PullProgress, Status>>;
+
+    async fn pull(&self, req: Request<pb::PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let opts = convert::pull_options(req.into_inner());
+        let puller = self.puller.clone();
+        let (out, rx) = mpsc::channel(PULL_QUEUE);
+        tokio::spawn(async move {
+            let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
+            let reference = opts.reference.clone();
+            let pull = puller.pull(opts, events);
+            let forward = async {
+                while let Some(ev) = ev_rx.recv().await {
+                    if out.send(Ok(convert::pull_progress(ev))).await.is_err() {
+                        // The client went away: dropping the receiver
+                        // cancels the pull.
+                        return;
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(pull, forward);
+            if let Err(e) = result {
+                tracing::warn!(reference, error = %e, "pull failed");
+                let _ = out.send(Err(Status::from(AgentError::from(e)))).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 }
+
+/// Progress events in flight to a pulling client.
+const PULL_QUEUE: usize = 64;

@@ -13,7 +13,9 @@
 //! * `staging` is the one pipeline `load` and `import` share: stage blobs
 //!   under `content/ingest/`, unpack into temp snapshot dirs, then publish
 //!   blobs, rename snapshots and commit the database in one step. Its drop
-//!   guard removes everything that was not committed.
+//!   guard removes everything that was not committed. [`pull`] downloads
+//!   into its own scratch space without the writer lock, then hands the
+//!   parts to the same staging.
 //! * `meta` holds the redb tables; the database is the one source of truth
 //!   for names, images and which snapshot serves which layer chain.
 //!
@@ -29,6 +31,7 @@ pub mod diff;
 pub mod filter;
 pub mod history;
 pub mod prune;
+pub mod pull;
 pub mod reference;
 pub mod save;
 pub mod store;
@@ -52,6 +55,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use meta::{ImageMeta, Tables};
 pub use reference::Reference;
+pub(crate) use staging::chain_ids;
 use store::ContentStore;
 
 /// Why an image operation failed. The first four variants are the ones a
