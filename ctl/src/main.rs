@@ -2,7 +2,8 @@
 //! flags, tables and exit codes: 1 when berthd fails the request, except
 //! for `run` and `create`, which end with 125 then; for those, 126 when the
 //! container's command cannot be invoked, 127 when it is not found, else
-//! the container's own code.
+//! the container's own code. `exec` ends with its process's code (126 or
+//! 127 too), and any attached verb with 0 after the detach keys.
 use std::path::PathBuf;
 use std::process::ExitCode;
 

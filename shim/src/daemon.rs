@@ -33,6 +33,7 @@ use crate::diag;
 use crate::error::ShimError;
 use crate::init;
 use crate::layout::{atomic_write, ContainerPaths};
+use crate::logfile::LogFile;
 use crate::service::{self, Running};
 use crate::spec;
 
@@ -170,11 +171,7 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
         let spec = spec::load(paths)?;
         spec::plan(&spec, paths)?
     };
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(paths.log_file())
+    let log = LogFile::open(paths, plan.log)
         .map_err(|e| ShimError::sys(format!("open {}", paths.log_file().display()), e))?;
     let listener = bind(paths)?;
     let (stdio, io) = crate::exec::process_stdio(plan.stdio.terminal, plan.stdio.open_stdin)?;

@@ -141,9 +141,37 @@ impl ContainerPaths {
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
-    /// stdout and stderr, one record a line (see [`crate::logfmt`]).
+    /// stdout and stderr, one record a line (see [`crate::logfmt`]): the
+    /// file the shim appends to.
     pub fn log_file(&self) -> PathBuf {
-        self.dir.join("container.log")
+        self.dir.join(LOG_NAME)
+    }
+    /// `container.log.<n>`: a rotated log, 1 the newest (see
+    /// [`crate::logfile`]).
+    pub fn rotated_log(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("{LOG_NAME}.{n}"))
+    }
+    /// The new `container.log` while the shim rotates, before it is renamed
+    /// into place; never read.
+    pub fn next_log(&self) -> PathBuf {
+        self.dir.join(format!(".{LOG_NAME}.next"))
+    }
+    /// The rotated logs that exist now, oldest (highest number) first.
+    pub fn rotated_logs(&self) -> io::Result<Vec<(u32, PathBuf)>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if let Some(n) = rotated_log_number(&entry.file_name()) {
+                out.push((n, entry.path()));
+            }
+        }
+        out.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        Ok(out)
     }
     /// The exit status, written once by the shim.
     pub fn exit_file(&self) -> PathBuf {
@@ -159,6 +187,18 @@ impl ContainerPaths {
     pub fn shim_log(&self) -> PathBuf {
         self.state_dir.join("shim.log")
     }
+}
+
+/// The file name of the log the shim appends to.
+const LOG_NAME: &str = "container.log";
+
+/// `n` for a file named `container.log.<n>` (n >= 1, digits only).
+fn rotated_log_number(name: &std::ffi::OsStr) -> Option<u32> {
+    let digits = name.to_str()?.strip_prefix(LOG_NAME)?.strip_prefix('.')?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// How a container's init ended, as the shim persists it in `exit.json`.
@@ -268,6 +308,36 @@ mod tests {
             assert!(err.to_string().contains("invalid container id"), "{bad}");
         }
         assert_eq!(ContainerId::parse(&good).unwrap().short(), &good[..12]);
+    }
+
+    #[test]
+    fn rotated_log_names() {
+        for (name, want) in [
+            ("container.log.1", Some(1)),
+            ("container.log.12", Some(12)),
+            ("container.log", None),
+            ("container.log.", None),
+            ("container.log.0", None),
+            ("container.log.01", None),
+            ("container.log.1x", None),
+            (".container.log.next", None),
+            ("container.log.99999999999", None),
+            ("shim.log.1", None),
+        ] {
+            assert_eq!(rotated_log_number(std::ffi::OsStr::new(name)), want, "{name}");
+        }
+        let dir = tempfile_dir("rotated");
+        let paths = ContainerPaths::from_dirs(&dir, dir.join("state"));
+        assert_eq!(paths.rotated_log(3), dir.join("container.log.3"));
+        for n in [1, 3, 2, 10] {
+            fs::write(paths.rotated_log(n), b"").unwrap();
+        }
+        fs::write(paths.log_file(), b"").unwrap();
+        fs::write(paths.next_log(), b"").unwrap();
+        let found: Vec<u32> = paths.rotated_logs().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(found, [10, 3, 2, 1]);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(paths.rotated_logs().unwrap().is_empty());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! from the OCI bundle berthd wrote, is its init's parent and reaper, writes
 //! its log, persists its exit status and answers berthd on `shim.sock`.
 //!
-//! [`layout`] and [`logfmt`] are also berthd's: the two processes share one
-//! definition of every path and format.
+//! [`layout`], [`logfmt`] and [`logfile`]'s limits are also berthd's: the
+//! two processes share one definition of every path and format.
 //!
 //! The life of a shim, module by module:
 //! [`cli`] parses `start --id --bundle --state`; [`daemon`] detaches (double
@@ -12,12 +12,13 @@
 //! [`spec::Plan`] before any fork; [`init`] clones the container's init,
 //! which joins its cgroups and [`namespaces`], builds its [`rootfs`],
 //! switches [`user`] and execs; then a `current_thread` tokio runtime runs
-//! [`stdio`] (pipes to `container.log`), [`reaper`] (SIGCHLD) and
-//! [`service`] (`shim.sock`) until the init has exited and its status is
-//! persisted.
+//! [`stdio`] (pipes to `container.log`, rotated by [`logfile`]), [`reaper`]
+//! (SIGCHLD) and [`service`] (`shim.sock`) until the init has exited and its
+//! status is persisted.
 #![deny(unsafe_code)]
 
 pub mod layout;
+pub mod logfile;
 pub mod logfmt;
 
 pub mod cli;

@@ -12,7 +12,6 @@
 //! remove `shim.sock` and `shim.pid`, linger briefly for answers in flight,
 //! and exit. An exit status is never told before it is on disk.
 use std::cell::Cell;
-use std::fs::File;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -29,10 +28,11 @@ use crate::daemon::remove_state_files;
 use crate::diag;
 use crate::exec::ProcessIo;
 use crate::layout::{ContainerPaths, ExitStatus};
+use crate::logfile::LogFile;
 use crate::pty::FdIo;
 use crate::reaper::{self, Children};
 use crate::spec::ProcessPlan;
-use crate::stdio::{self, LogFile};
+use crate::stdio;
 use crate::streams::{self, Hub};
 
 /// How long output may keep flowing after the init's exit (from processes
@@ -57,7 +57,7 @@ pub struct Running {
     /// Bound on `shim.sock`.
     pub listener: StdUnixListener,
     /// `container.log`, opened for appending.
-    pub log: File,
+    pub log: LogFile,
     /// For `kill --all` when the container shares the host's pid namespace.
     pub cgroup_join: Vec<PathBuf>,
 }
@@ -117,7 +117,7 @@ async fn run(r: Running, paths: &ContainerPaths) {
         children: Children::default(),
         process: r.process,
     });
-    let log = Rc::new(LogFile::new(r.log));
+    let log = Rc::new(r.log);
     let mut pumps = Vec::new();
     for (fd, name) in sources {
         pumps.push(spawn_local(stdio::pump(fd, name, log.clone(), hub.clone())));

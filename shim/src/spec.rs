@@ -13,6 +13,9 @@
 //!   `cgroup.procs` on v2) the init writes `0` into, to join its cgroup
 //!   before it unshares its cgroup namespace.
 //! * `berth.user`: the user as the person gave it (see [`crate::user`]).
+//! * `berth.log.max-size` (bytes) and `berth.log.max-file`: how the shim
+//!   rotates `container.log` (see [`crate::logfile`]); when absent,
+//!   [`LogLimits::DEFAULT`].
 //! * `berth.stdin`: `true` keeps the process's stdin open (a pipe, or the
 //!   terminal) for attaches, Docker's `-i`.
 use std::collections::HashMap;
@@ -26,6 +29,7 @@ use oci_spec::runtime::{Capabilities, PosixRlimitType, Spec};
 
 use crate::error::ShimError;
 use crate::layout::ContainerPaths;
+use crate::logfile::LogLimits;
 use crate::namespaces::NsPlan;
 use crate::rootfs::RootfsPlan;
 use crate::user::UserRequest;
@@ -35,6 +39,8 @@ pub const ANNOTATION_UPPERDIR: &str = "berth.rootfs.upperdir";
 pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
 pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
 pub const ANNOTATION_USER: &str = "berth.user";
+pub const ANNOTATION_LOG_MAX_SIZE: &str = "berth.log.max-size";
+pub const ANNOTATION_LOG_MAX_FILE: &str = "berth.log.max-file";
 pub const ANNOTATION_STDIN: &str = "berth.stdin";
 
 /// Docker's default capability set: these 14 and no others. berthd puts
@@ -79,6 +85,8 @@ pub struct Plan {
     /// `/proc/sys/...` file and value.
     pub sysctl: Vec<(PathBuf, String)>,
     pub process: ProcessPlan,
+    /// How `container.log` is rotated.
+    pub log: LogLimits,
     pub stdio: StdioPlan,
 }
 
@@ -163,8 +171,31 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         hostname,
         sysctl,
         process: process_plan(spec, annotations)?,
+        log: log_limits(annotations)?,
         stdio: stdio_plan(spec, annotations),
     })
+}
+
+fn log_limits(annotations: &HashMap<String, String>) -> Result<LogLimits, ShimError> {
+    fn number<T: std::str::FromStr>(annotations: &HashMap<String, String>, key: &str) -> Result<Option<T>, ShimError> {
+        annotations
+            .get(key)
+            .map(|v| v.parse().map_err(|_| ShimError::Spec(format!("invalid annotation {key}: {v:?} is not a number"))))
+            .transpose()
+    }
+    let limits = LogLimits {
+        max_size: number(annotations, ANNOTATION_LOG_MAX_SIZE)?.unwrap_or(LogLimits::DEFAULT.max_size),
+        max_files: number(annotations, ANNOTATION_LOG_MAX_FILE)?.unwrap_or(LogLimits::DEFAULT.max_files),
+    };
+    if !limits.valid() {
+        return Err(ShimError::Spec(format!(
+            "invalid log limits: max-size {} must be more than 0, max-file {} from 1 to {}",
+            limits.max_size,
+            limits.max_files,
+            LogLimits::MAX_FILES
+        )));
+    }
+    Ok(limits)
 }
 
 fn stdio_plan(spec: &Spec, annotations: &HashMap<String, String>) -> StdioPlan {
@@ -326,6 +357,29 @@ mod tests {
             assert!(got.contains(&want), "{want}");
         }
         assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn log_limit_annotations() {
+        let ann = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(log_limits(&ann(&[])).unwrap(), LogLimits::DEFAULT);
+        assert_eq!(
+            log_limits(&ann(&[(ANNOTATION_LOG_MAX_SIZE, "102400"), (ANNOTATION_LOG_MAX_FILE, "2")])).unwrap(),
+            LogLimits { max_size: 102_400, max_files: 2 }
+        );
+        assert_eq!(log_limits(&ann(&[(ANNOTATION_LOG_MAX_FILE, "1")])).unwrap().max_size, LogLimits::DEFAULT.max_size);
+        for (pairs, want) in [
+            (&[(ANNOTATION_LOG_MAX_SIZE, "10m")][..], "invalid annotation berth.log.max-size: \"10m\" is not a number"),
+            (&[(ANNOTATION_LOG_MAX_FILE, "-1")][..], "invalid annotation berth.log.max-file: \"-1\" is not a number"),
+            (&[(ANNOTATION_LOG_MAX_SIZE, "0")][..], "max-size 0 must be more than 0"),
+            (&[(ANNOTATION_LOG_MAX_FILE, "0")][..], "max-file 0 from 1 to 100"),
+            (&[(ANNOTATION_LOG_MAX_FILE, "101")][..], "max-file 101 from 1 to 100"),
+        ] {
+            let err = log_limits(&ann(pairs)).unwrap_err().to_string();
+            assert!(err.contains(want), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

@@ -1,23 +1,23 @@
 //! The container's stdout and stderr: two pipes whose write ends the init
 //! got as fds 1 and 2, and whose read ends the shim drains into
-//! `container.log` (format: [`crate::logfmt`]).
+//! `container.log` (format: [`crate::logfmt`], rotation:
+//! [`crate::logfile`]).
 //!
 //! The shim reads whenever there is data, whatever berthd does, so a
 //! container never blocks on its output. A record is one line; a line
 //! longer than [`MAX_LINE`] is cut into partial (`P`) records, and bytes
-//! left without a newline at EOF make a final partial record. Each read
-//! becomes one `write` to the log (opened `O_APPEND`), so the two streams'
-//! records never interleave mid-line.
-use std::fs::File;
-use std::io::{self, Write};
+//! left without a newline at EOF make a final partial record. The records of
+//! one read are appended whole (one `write` per file they land in), so the
+//! two streams' records never interleave mid-line.
+use std::io;
 use std::rc::Rc;
-
-use crate::pty::FdIo;
-use crate::streams::{Hub, STDERR, STDOUT};
 
 use crate::diag;
 use crate::layout::now_nanos;
+use crate::logfile::LogFile;
 use crate::logfmt;
+use crate::pty::FdIo;
+use crate::streams::{Hub, STDERR, STDOUT};
 
 /// The longest record; longer lines are split into partial records.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -68,29 +68,6 @@ impl Splitter {
             let take = (MAX_LINE - self.pending.len()).min(bytes.len());
             self.pending.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-        }
-    }
-}
-
-/// `container.log`, shared by the two pumps.
-#[derive(Debug)]
-pub struct LogFile {
-    file: File,
-}
-
-impl LogFile {
-    pub fn new(file: File) -> Self {
-        Self { file }
-    }
-
-    /// Appends whole records. A failed write (disk full) loses those records
-    /// but never stops the draining: the container must not block.
-    fn append(&self, records: &[u8]) {
-        if records.is_empty() {
-            return;
-        }
-        if let Err(e) = (&self.file).write_all(records) {
-            diag!("write container.log: {e}");
         }
     }
 }

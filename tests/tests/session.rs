@@ -89,7 +89,7 @@ fn run_it_in_a_real_terminal() {
     let script =
         format!("stty -g > before; berthctl run -it --name tty1 {IMG} sh; echo $? > code; stty -g > after; sleep 600");
     let t = Tmux::start(&a, "run", 100, 30, &script);
-    t.wait_for("/ # ", 1);
+    t.wait_for("/ #", 1);
     // The size is right from the first byte, not fixed up afterwards.
     t.line("stty size");
     t.wait_for("30 100", 1);
@@ -117,9 +117,9 @@ fn the_seed_scenario_at_the_keyboard() {
         "berthctl run -it --name k1 {IMG} sh; berthctl run -it --name k2 {IMG} cat /foo; echo $? > code; sleep 600"
     );
     let t = Tmux::start(&a, "seed", 80, 24, &script);
-    t.wait_for("/ # ", 1);
+    t.wait_for("/ #", 1);
     t.line("echo important > /foo");
-    t.wait_for("/ # ", 2);
+    t.wait_for("/ #", 2);
     t.line("exit");
     let code = read_when_there(&a.dir.path().join("code"));
     assert_eq!(code, "1\n");
@@ -178,7 +178,7 @@ fn exec_runs_inside_the_container() {
     assert_eq!(a.ok(&["exec", "web", "echo", "hi"]), "hi\n");
     assert_eq!(a.ctl(&["exec", "web", "sh", "-c", "exit 7"]).code, 7);
     // The container's pid namespace: its init is pid 1.
-    assert_eq!(a.ok(&["exec", "web", "cat", "/proc/1/cmdline"]), "sleep\0600\0");
+    assert_eq!(a.ok(&["exec", "web", "cat", "/proc/1/cmdline"]), "sleep\x00600\x00");
     // Its environment, working directory, user and -e/-w/-u.
     let env = a.ok(&["exec", "-e", "X=y", "web", "env"]);
     assert!(env.contains("FROM_RUN=1\n") && env.contains("X=y\n"), "{env}");
@@ -222,4 +222,53 @@ fn exec_runs_inside_the_container() {
     a.ok(&["stop", "-t", "0", "web"]);
     let id = a.id_of("web");
     assert!(Agent::cgroups_of(&id).is_empty(), "cgroup left");
+}
+
+#[test]
+fn start_ai_on_a_created_container_with_other_detach_keys() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["create", "-it", "--name", "s1", IMG, "sh"]);
+    let script = "berthctl start -ai --detach-keys ctrl-x,x s1; echo $? > code1; \
+                  berthctl attach s1; echo $? > code2; sleep 600";
+    let t = Tmux::start(&a, "start", 90, 20, script);
+    t.wait_for("/ #", 1);
+    t.line("stty size; echo five-$((2+3))");
+    t.wait_for("20 90", 1);
+    t.wait_for("five-5", 1);
+    // ctrl-p ctrl-q is not the sequence here: it goes to the shell.
+    t.keys(&["C-p", "C-q"]);
+    t.keys(&["C-x", "x"]);
+    assert_eq!(read_when_there(&a.dir.path().join("code1")), "0\n");
+    let ps = a.ok(&["ps", "--filter", "name=s1", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
+    // Attached again: the same shell, with what it printed before.
+    t.line("echo again-$((3+4))");
+    t.wait_for("again-7", 1);
+    t.line("exit 5");
+    assert_eq!(read_when_there(&a.dir.path().join("code2")), "5\n");
+    let ps = a.ok(&["ps", "-a", "--filter", "name=s1"]);
+    assert!(ps.contains("Exited (5)"), "{ps}");
+}
+
+#[test]
+fn exec_it_in_a_real_terminal() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "web", IMG, "sleep", "600"]);
+    let script = "stty -g > before; berthctl exec -it web sh; echo $? > code; stty -g > after; sleep 600";
+    let t = Tmux::start(&a, "exec", 70, 15, script);
+    t.wait_for("/ #", 1);
+    t.line("stty size; test -t 0 && echo exec-tty-$TERM");
+    t.wait_for("15 70", 1);
+    t.wait_for("exec-tty-xterm", 1);
+    t.line("exit 9");
+    let dir = a.dir.path();
+    assert_eq!(read_when_there(&dir.join("code")), "9\n");
+    assert_eq!(read_when_there(&dir.join("after")), read_when_there(&dir.join("before")), "terminal mode not restored");
+    // The container is untouched by the exec's end.
+    let ps = a.ok(&["ps", "--filter", "name=web", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
 }

@@ -7,9 +7,9 @@ use berth_proto::v1 as pb;
 use futures::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, io, ChunkWriter, CHUNK_QUEUE};
+use super::{convert, io, ChunkReader, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::{Attached, Filters, LogOptions, Manager};
 
 pub struct ContainersApi {
@@ -22,6 +22,7 @@ fn reply(rec: crate::containers::ContainerRecord) -> Response<pb::ContainerRespo
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
 type IoStream = Pin<Box<dyn Stream<Item = Result<pb::IoOut, Status>> + Send>>;
+type CopyStream = Pin<Box<dyn Stream<Item = Result<pb::CopyFromChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::containers_server::Containers for ContainersApi {
@@ -165,5 +166,46 @@ impl pb::containers_server::Containers for ContainersApi {
         let records = ReceiverStream::new(rx).map(|r| Ok(convert::log_record(r)));
         let errors = ReceiverStream::new(err_rx).map(Err);
         Ok(Response::new(Box::pin(records.chain(errors))))
+    }
+
+    type CopyFromStream = CopyStream;
+
+    async fn copy_from(&self, req: Request<pb::CopyFromRequest>) -> Result<Response<Self::CopyFromStream>, Status> {
+        let r = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNK_QUEUE);
+        let on_error = tx.clone();
+        let failed = move |e: crate::error::AgentError| {
+            let _ = on_error.blocking_send(Err(Status::from(e)));
+        };
+        let stat = self.manager.copy_from(&r.id, &r.path, r.follow_link, ChunkWriter::new(tx), failed).await?;
+        let head = tokio_stream::once(Ok(pb::CopyFromChunk { stat: Some(convert::path_stat(stat)), data: Vec::new() }));
+        let body = ReceiverStream::new(rx).map(|c| c.map(|c| pb::CopyFromChunk { stat: None, data: c.data }));
+        Ok(Response::new(Box::pin(head.chain(body))))
+    }
+
+    async fn copy_to(&self, req: Request<Streaming<pb::CopyToChunk>>) -> Result<Response<pb::CopyToResponse>, Status> {
+        let mut stream = req.into_inner();
+        let mut first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty copy stream"))?;
+        let opts = convert::copy_to_options(&first);
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNK_QUEUE);
+        let data = std::mem::take(&mut first.data);
+        tokio::spawn(async move {
+            if !data.is_empty() && tx.send(Ok(data)).await.is_err() {
+                return;
+            }
+            loop {
+                let next = match stream.message().await {
+                    Ok(Some(m)) => Ok(m.data),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let stop = next.is_err();
+                if tx.send(next).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        self.manager.copy_to(&first.id, opts, ChunkReader::new(rx)).await?;
+        Ok(Response::new(pb::CopyToResponse {}))
     }
 }

@@ -2,7 +2,9 @@
 use berth_proto::shim as sp;
 use berth_proto::v1 as pb;
 
-use crate::containers::{CommitOptions, ContainerRecord, CreateOptions, ExecOptions, LogRecord};
+use crate::containers::{
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, PathStat,
+};
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 use crate::registry::auth::Credentials;
@@ -85,6 +87,7 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         hostname: r.hostname,
         auto_remove: r.auto_remove,
         labels: r.labels.into_iter().collect(),
+        log_opts: r.log_opts.into_iter().collect(),
         tty: r.tty,
         open_stdin: r.open_stdin,
         console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
@@ -111,6 +114,14 @@ pub fn history_entry(h: HistoryEntry) -> pb::HistoryEntry {
         comment: h.comment,
         empty_layer: h.empty_layer,
     }
+}
+
+pub fn path_stat(s: PathStat) -> pb::PathStat {
+    pb::PathStat { name: s.name, size: s.size, mode: s.mode, mtime: s.mtime, link_target: s.link_target }
+}
+
+pub fn copy_to_options(first: &pb::CopyToChunk) -> CopyToOptions {
+    CopyToOptions { path: first.path.clone(), single: first.single, archive: first.archive }
 }
 
 pub fn log_record(r: LogRecord) -> pb::LogRecord {
@@ -157,7 +168,10 @@ pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
             "Labels": rec.labels,
             "StopSignal": rec.process.stop_signal,
         },
-        "HostConfig": { "AutoRemove": rec.auto_remove },
+        "HostConfig": {
+            "AutoRemove": rec.auto_remove,
+            "LogConfig": { "Type": "berth", "Config": crate::containers::log_opts_of(&rec.log) },
+        },
     })
 }
 

@@ -1,7 +1,7 @@
 //! The gRPC layer, thin by rule (STYLE.md): each handler converts the
 //! request (`convert.rs`), calls the core, converts back. Status codes are
 //! chosen once, here.
-use std::io::Write;
+use std::io::{Read, Write};
 
 use berth_proto::v1 as pb;
 use tokio::sync::mpsc;
@@ -115,5 +115,40 @@ impl Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.send()
+    }
+}
+
+/// The `io::Read` end of a client's stream of chunks (`CopyTo`): bytes
+/// arrive through a bounded queue fed by an async task, so the client is
+/// slowed down when the reader falls behind. Only for use in a blocking
+/// task or thread.
+pub(crate) struct ChunkReader {
+    rx: mpsc::Receiver<Result<Vec<u8>, Status>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(rx: mpsc::Receiver<Result<Vec<u8>, Status>>) -> Self {
+        Self { rx, buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(data)) => {
+                    self.buf = data;
+                    self.pos = 0;
+                }
+                Some(Err(status)) => return Err(std::io::Error::other(status.message().to_owned())),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }

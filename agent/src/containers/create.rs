@@ -6,7 +6,7 @@ use std::sync::Arc;
 use berth_shim::layout::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
-use super::{names, ContainerRecord, Manager, ProcessConfig, State, Status};
+use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
 use crate::error::{AgentError, IoContext, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -24,6 +24,8 @@ pub struct CreateOptions {
     pub hostname: String,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
+    /// `--log-opt` as given; checked by `logopts::parse`.
+    pub log_opts: HashMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
     /// Columns and rows of the client's terminal.
@@ -33,6 +35,7 @@ pub struct CreateOptions {
 impl Manager {
     #[tracing::instrument(skip_all, fields(image = %opts.image))]
     pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
+        let log = logopts::parse(&opts.log_opts)?;
         let images = self.images.clone();
         let reference = opts.image.clone();
         // Held until the record is committed: from then on the record keeps
@@ -114,6 +117,7 @@ impl Manager {
             process: process.clone(),
             labels: opts.labels.clone(),
             auto_remove: opts.auto_remove,
+            log,
             state: State {
                 status: Status::Created,
                 pid: 0,

@@ -60,7 +60,7 @@ impl Manager {
             .name("export".into())
             .spawn(move || {
                 let _held = held;
-                let root = match private_merged_view(&dirs, &target) {
+                let root = match private_merged_view(&dirs, &target, None) {
                     Ok(root) => {
                         let _ = ready_tx.send(Ok(()));
                         root
@@ -87,9 +87,12 @@ impl Manager {
 }
 
 /// In a new mount namespace of the calling thread, mounts `dirs` (top
-/// first) as one read-only overlay on `target` and returns the directory to
-/// read: `target`, or the single directory itself when there is only one.
-fn private_merged_view(dirs: &[PathBuf], target: &Path) -> Result<PathBuf> {
+/// first) as one overlay on `target` and returns the directory to use:
+/// `target`, or the single directory itself when there is only one. The
+/// overlay is read-only, unless `work` is given: then the top directory is
+/// its upper directory and `work` its work directory (`cp` into a stopped
+/// container).
+pub(super) fn private_merged_view(dirs: &[PathBuf], target: &Path, work: Option<&Path>) -> Result<PathBuf> {
     let sys = |what: &str, e: nix::Error| AgentError::Io { context: what.to_owned(), source: e.into() };
     if dirs.len() < 2 {
         // No image layer: the writable layer is the whole filesystem.
@@ -99,8 +102,16 @@ fn private_merged_view(dirs: &[PathBuf], target: &Path) -> Result<PathBuf> {
     // Nothing mounted from here on may propagate back to the host.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
         .map_err(|e| sys("make / a slave mount", e))?;
-    let lower = dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":");
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_RDONLY, Some(format!("lowerdir={lower}").as_str()))
+    let join = |dirs: &[PathBuf]| dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":");
+    let (flags, data) = match work {
+        None => (MsFlags::MS_RDONLY, format!("lowerdir={}", join(dirs))),
+        Some(work) => (
+            MsFlags::empty(),
+            format!("lowerdir={},upperdir={},workdir={}", join(&dirs[1..]), dirs[0].display(), work.display()),
+        ),
+    };
+    // nodev: berthd never has a reason to open a device node of a container.
+    mount(Some("overlay"), target, Some("overlay"), flags | MsFlags::MS_NODEV, Some(data.as_str()))
         .map_err(|e| sys(&format!("mount the container's filesystem on {}", target.display()), e))?;
     Ok(target.to_path_buf())
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_shim::layout::{ContainerId, ContainerPaths, Layout};
+use berth_shim::logfile::LogLimits;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -20,10 +21,12 @@ use crate::images::ImageService;
 
 mod cgroup;
 mod commit;
+mod copy;
 mod create;
 mod export;
 mod io;
 mod list;
+mod logopts;
 mod logs;
 mod monitor;
 mod names;
@@ -37,9 +40,11 @@ mod stop;
 
 pub use cgroup::CgroupDriver;
 pub use commit::CommitOptions;
+pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
 pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
+pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
 pub use prune::ContainerUsage;
 
@@ -137,6 +142,10 @@ pub struct ContainerRecord {
     pub labels: HashMap<String, String>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// How the shim rotates the log; records from before rotation existed
+    /// get the default.
+    #[serde(default)]
+    pub log: LogLimits,
     pub state: State,
 }
 
@@ -173,6 +182,10 @@ pub struct Manager {
     removed_exits: Mutex<HashMap<String, ExitEvent>>,
     /// Serialises name checks with inserts.
     names_lock: Mutex<()>,
+    /// `logs` calls reading each container's log, and a wake-up for each
+    /// one that ends (an auto-remove waits for them: see `logs.rs`).
+    log_readers: Mutex<HashMap<String, usize>>,
+    log_reader_done: tokio::sync::Notify,
 }
 
 impl Manager {
@@ -201,6 +214,8 @@ impl Manager {
             exits,
             removed_exits: Mutex::default(),
             names_lock: Mutex::default(),
+            log_readers: Mutex::default(),
+            log_reader_done: tokio::sync::Notify::new(),
         }))
     }
 

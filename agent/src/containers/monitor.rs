@@ -100,6 +100,7 @@ impl Manager {
         let _ = std::fs::remove_dir_all(paths.state_dir());
         drop(guard);
         if rec.auto_remove {
+            self.wait_for_log_readers(id).await;
             if let Err(e) = Box::pin(self.remove(id, false)).await {
                 tracing::warn!(id = %&id[..12], error = %e, "auto-remove");
             }

@@ -1,7 +1,8 @@
 //! The OCI runtime spec (`config.json`) berthd writes for the shim: the
 //! process from the record, Docker's defaults for isolation, and berth's
 //! annotations for what the spec has no field for (the overlay layers, the
-//! cgroup files to join, the user as the person gave it).
+//! cgroup files to join, the user as the person gave it, the log's
+//! rotation).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,8 @@ use crate::error::{AgentError, Result};
 
 // The annotation keys are the shim's: one definition for both sides.
 use berth_shim::spec::{
-    ANNOTATION_CGROUP_JOIN as CGROUP_JOIN, ANNOTATION_LOWERDIR as LOWERDIR, ANNOTATION_UPPERDIR as UPPERDIR,
+    ANNOTATION_CGROUP_JOIN as CGROUP_JOIN, ANNOTATION_LOG_MAX_FILE as LOG_MAX_FILE,
+    ANNOTATION_LOG_MAX_SIZE as LOG_MAX_SIZE, ANNOTATION_LOWERDIR as LOWERDIR, ANNOTATION_UPPERDIR as UPPERDIR,
     ANNOTATION_USER as USER, ANNOTATION_WORKDIR as WORKDIR, DEFAULT_CAPABILITIES as DEFAULT_CAPS, DEFAULT_NAMESPACES,
 };
 
@@ -92,6 +94,8 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     if !p.user.is_empty() {
         annotations.insert(USER.to_owned(), p.user.clone());
     }
+    annotations.insert(LOG_MAX_SIZE.to_owned(), rec.log.max_size.to_string());
+    annotations.insert(LOG_MAX_FILE.to_owned(), rec.log.max_files.to_string());
     if p.open_stdin {
         annotations.insert(berth_shim::spec::ANNOTATION_STDIN.to_owned(), "true".to_owned());
     }

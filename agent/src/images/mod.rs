@@ -42,7 +42,7 @@ mod load;
 mod meta;
 mod remove;
 mod staging;
-mod unpack;
+pub(crate) mod unpack;
 
 use std::collections::HashMap;
 use std::fs;

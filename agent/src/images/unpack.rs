@@ -178,12 +178,12 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::
 const PATH_MAX: usize = 4096;
 
 /// Owner, mode, xattrs and times of one entry.
-struct Attrs {
-    uid: rfs::Uid,
-    gid: rfs::Gid,
-    mode: Mode,
-    times: Timestamps,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+pub(crate) struct Attrs {
+    pub(crate) uid: rfs::Uid,
+    pub(crate) gid: rfs::Gid,
+    pub(crate) mode: Mode,
+    pub(crate) times: Timestamps,
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 struct Unpacker<'l> {
@@ -438,7 +438,7 @@ fn node_attrs(
 }
 
 /// The entry path as components: no empty or `.` ones, no `..`.
-fn split_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     if raw.len() > PATH_MAX {
         return Err("is too long");
     }
@@ -518,11 +518,15 @@ fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>], create: bool) -> Result
 /// Runs `make`; if the name is taken, removes what is there (a whole tree
 /// if it is a directory) and runs it again. Returns whether a directory
 /// was removed.
-fn replace(dir: BorrowedFd<'_>, name: &[u8], mut make: impl FnMut() -> Result<(), Errno>) -> Result<bool, Errno> {
+pub(crate) fn replace(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    mut make: impl FnMut() -> Result<(), Errno>,
+) -> Result<bool, Errno> {
     replace_with(dir, name, &mut make).map(|((), removed)| removed)
 }
 
-fn replace_with<T>(
+pub(crate) fn replace_with<T>(
     dir: BorrowedFd<'_>,
     name: &[u8],
     mut make: impl FnMut() -> Result<T, Errno>,
@@ -612,7 +616,7 @@ fn set_xattrs(target: Target<'_>, xattrs: &[(Vec<u8>, Vec<u8>)], label: &str, sh
 
 /// Owner, mode, times and xattrs from the header and its PAX records
 /// (the tar crate already applies PAX `uid`/`gid`).
-fn read_attrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
+pub(crate) fn read_attrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
     let mut xattrs = Vec::new();
     let mut mtime = None;
     let mut atime = None;

@@ -6,9 +6,13 @@ use clap::{Args, Subcommand};
 
 use crate::client::Client;
 
+mod attach;
 mod commit;
 mod containers;
+mod cp;
+mod exec;
 mod images;
+mod io;
 mod logs;
 mod prune;
 mod run;
@@ -38,6 +42,8 @@ pub enum Command {
     History(commit::HistoryArgs),
     /// Export a container's filesystem as a tar archive
     Export(prune::ExportArgs),
+    /// Copy files and directories between a container and the host
+    Cp(cp::CpArgs),
     /// Image commands: ls, inspect, rm, tag, history, prune
     #[command(subcommand)]
     Image(images::ImageCommand),
@@ -49,6 +55,10 @@ pub enum Command {
     /// Create and start a container
     #[command(disable_help_flag = true)]
     Run(run::RunArgs),
+    /// Attach to a running container's input and output
+    Attach(attach::AttachArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// Stop running containers: the stop signal, then SIGKILL after a grace period
     Stop(containers::StopArgs),
     /// Send a signal to running containers
@@ -103,10 +113,13 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Commit(a) => commit::commit(c, a).await,
         Command::History(a) => commit::history(c, a).await,
         Command::Export(a) => prune::export(c, a).await,
+        Command::Cp(a) => cp::cp(c, a).await,
         Command::Image(sub) => images::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
         Command::Run(a) => run::run(c, a).await,
+        Command::Attach(a) => attach::attach(c, a).await,
+        Command::Exec(a) => exec::exec(c, a).await,
         Command::Stop(a) => containers::stop(c, a).await,
         Command::Kill(a) => containers::kill(c, a).await,
         Command::Rm(a) => containers::rm(c, a).await,

@@ -1,11 +1,13 @@
 //! `create`, `start`, `run`: a container from an image, and its output
-//! streamed while it runs in the foreground.
+//! streamed while it runs in the foreground: from its log without `-i` or
+//! `-t`, else through an interactive session (see `io`).
 use anyhow::Result;
 use berth_proto::v1 as pb;
 use clap::{ArgAction, Args};
 use futures::FutureExt;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
 use super::logs::stream_records;
 use crate::client::Client;
 use crate::Exit;
@@ -41,6 +43,16 @@ pub struct ContainerOpts {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Keep stdin open (and attach it, in the foreground)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a terminal for the process
+    #[arg(short, long)]
+    tty: bool,
+    /// Log rotation, KEY=VALUE, repeatable: max-size=SIZE (10k, 10m, 1g or
+    /// bytes; default 10m) and max-file=N (files kept, 1 to 100; default 3)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -59,6 +71,9 @@ pub struct RunArgs {
     /// Run in the background and print the container ID
     #[arg(short, long)]
     detach: bool,
+    /// Keys that detach from the container, leaving it running
+    #[arg(long, default_value = DEFAULT_DETACH_KEYS)]
+    detach_keys: DetachKeys,
     #[command(flatten)]
     opts: ContainerOpts,
 }
@@ -68,14 +83,20 @@ pub struct StartArgs {
     /// Attach to the output and exit with the container's code
     #[arg(short, long)]
     attach: bool,
+    /// Attach stdin too (implies -a)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Keys that detach from the container, leaving it running
+    #[arg(long, default_value = DEFAULT_DETACH_KEYS)]
+    detach_keys: DetachKeys,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
-fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
-    let env = o
-        .env
-        .iter()
+/// `-e` values: `KEY=VALUE` as given; `KEY` takes this shell's value, or
+/// is dropped when unset.
+pub(super) fn env_values(env: &[String]) -> Vec<String> {
+    env.iter()
         .filter_map(|e| {
             if e.contains('=') {
                 Some(e.clone())
@@ -84,7 +105,11 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
                 std::env::var(e).ok().map(|v| format!("{e}={v}"))
             }
         })
-        .collect();
+        .collect()
+}
+
+fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
+    let env = env_values(&o.env);
     let labels = o
         .label
         .iter()
@@ -93,7 +118,17 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
             None => (l.clone(), String::new()),
         })
         .collect();
-    pb::CreateContainerRequest {
+    let console = if o.tty { io::terminal_size().unwrap_or_default() } else { (0, 0) };
+    // berthd checks keys and values; here only the shape.
+    let log_opts = o
+        .log_opt
+        .iter()
+        .map(|opt| match opt.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(anyhow::anyhow!("invalid --log-opt \"{opt}\": want KEY=VALUE, e.g. max-size=10m")),
+        })
+        .collect::<Result<_>>()?;
+    Ok(pb::CreateContainerRequest {
         image: o.image.clone(),
         name: o.name.clone().unwrap_or_default(),
         cmd: o.command.clone(),
@@ -104,8 +139,13 @@ fn request(o: &ContainerOpts) -> pb::CreateContainerRequest {
         hostname: o.hostname.clone().unwrap_or_default(),
         auto_remove: o.rm,
         labels,
-        ..Default::default()
-    }
+        tty: o.tty,
+        open_stdin: o.interactive,
+        // The client's size from the first byte, so a shell draws right.
+        console_width: console.0,
+        console_height: console.1,
+        log_opts,
+    })
 }
 
 /// Docker's exit code for a start failure: 127 not found, 126 cannot
@@ -124,13 +164,17 @@ fn start_failure_code(message: &str) -> u8 {
 }
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     println!("{}", ct.id);
     Ok(0)
 }
 
 pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
-    let ct = c.containers.create(request(&a.opts)).await?.into_inner().container.unwrap_or_default();
+    let interactive = !a.detach && (a.opts.interactive || a.opts.tty);
+    if interactive {
+        io::check_tty(a.opts.interactive, a.opts.tty)?;
+    }
+    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
     if a.detach {
         if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
             return fail_start(&mut c, &ct, a.opts.rm, s).await;
@@ -138,7 +182,46 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
         println!("{}", ct.id);
         return Ok(0);
     }
+    if interactive {
+        let s = container_session(&ct.id, a.opts.tty, a.opts.interactive, a.detach_keys);
+        return session_and_start(c, &ct, s, true, a.opts.rm).await;
+    }
     attach_and_start(c, &ct, a.opts.rm).await
+}
+
+/// A session with the container `id`; signals go to it when it has no
+/// terminal (with one, ^C is a byte for it).
+fn container_session(id: &str, tty: bool, stdin: bool, detach_keys: DetachKeys) -> Session {
+    Session { tty, stdin, detach_keys, sig_proxy: (!tty).then(|| id.to_owned()) }
+}
+
+/// Starts the container with an `Attach` stream open from its start: opened
+/// first when `attach_first` (a created container: berthd waits for its
+/// start behind the answer), else right after the start (the shim of an
+/// interactive container holds its first output for the first attach).
+async fn session_and_start(mut c: Client, ct: &pb::Container, s: Session, attach_first: bool, rm: bool) -> Result<u8> {
+    let attach = pb::AttachStart { id: ct.id.clone(), stdin: s.stdin, from_start: true };
+    let early = match attach_first {
+        true => match io::attach(&mut c, attach.clone()).await {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                if rm {
+                    let _ = c.containers.remove(pb::RemoveContainerRequest { id: ct.id.clone(), force: true }).await;
+                }
+                return Err(e);
+            }
+        },
+        false => None,
+    };
+    if let Err(st) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
+        drop(early);
+        return fail_start(&mut c, ct, rm, st).await;
+    }
+    let (input, output) = match early {
+        Some(stream) => stream,
+        None => io::attach(&mut c, attach).await?,
+    };
+    io::session(&c, &s, input, output).await
 }
 
 async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Status) -> Result<u8> {
@@ -184,14 +267,19 @@ async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result
 }
 
 pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
-    if a.attach {
+    if a.attach || a.interactive {
         if a.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
-        let ct = c.containers.inspect(pb::ContainerRef { id: a.containers[0].clone() }).await?.into_inner();
-        let v: serde_json::Value = serde_json::from_str(&ct.json)?;
-        let ct = pb::Container { id: v["Id"].as_str().unwrap_or_default().to_owned(), ..Default::default() };
-        return attach_and_start(c, &ct, false).await;
+        let ct = super::attach::lookup(&mut c, &a.containers[0]).await?;
+        if !(a.interactive || ct.tty || ct.open_stdin) {
+            // Output only, no terminal: from the log, as `run` without -i/-t.
+            return attach_and_start(c, &ct, false).await;
+        }
+        let stdin = a.interactive && ct.open_stdin;
+        io::check_tty(stdin, ct.tty)?;
+        let s = container_session(&ct.id, ct.tty, stdin, a.detach_keys);
+        return session_and_start(c, &ct, s, ct.status == "created", false).await;
     }
     let mut code = 0;
     for id in a.containers {
@@ -204,4 +292,43 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::commands::Command;
+
+    fn parse(args: &[&str]) -> Command {
+        crate::Cli::try_parse_from(["berthctl"].iter().chain(args)).unwrap().command
+    }
+
+    #[test]
+    fn run_it_asks_for_a_terminal_and_open_stdin() {
+        let Command::Run(a) = parse(&["run", "--rm", "-it", "demo/busybox", "sh", "-i"]) else { panic!() };
+        let r = request(&a.opts).unwrap();
+        assert!(r.tty && r.open_stdin && r.auto_remove && !a.detach);
+        assert_eq!(r.cmd, ["sh", "-i"]);
+
+        let Command::Run(a) = parse(&["run", "-d", "-t", "demo/busybox"]) else { panic!() };
+        let r = request(&a.opts).unwrap();
+        assert!(a.detach && r.tty && !r.open_stdin);
+
+        let Command::Create(a) = parse(&["create", "-i", "demo/busybox"]) else { panic!() };
+        let r = request(&a.opts).unwrap();
+        assert!(!r.tty && r.open_stdin);
+        assert_eq!((r.console_width, r.console_height), (0, 0), "no terminal, no size");
+    }
+
+    #[test]
+    fn start_interactive_and_detach_keys() {
+        let Command::Start(a) = parse(&["start", "-ai", "--detach-keys", "ctrl-@,x", "c1"]) else { panic!() };
+        assert!(a.attach && a.interactive);
+        assert_eq!(a.detach_keys.0, [0, b'x']);
+        assert_eq!(a.containers, ["c1"]);
+        let Command::Start(a) = parse(&["start", "c1", "c2"]) else { panic!() };
+        assert!(!a.attach && !a.interactive);
+    }
 }
