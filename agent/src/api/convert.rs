@@ -8,7 +8,7 @@ use crate::containers::{
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 use crate::registry::auth::Credentials;
-use crate::registry::{PullEvent, PullOptions};
+use crate::registry::{PullEvent, PullOptions, PushEvent, PushOptions};
 
 pub fn image(rec: &ImageRecord) -> pb::Image {
     pb::Image {
@@ -20,16 +20,32 @@ pub fn image(rec: &ImageRecord) -> pb::Image {
     }
 }
 
+fn credentials(auth: Option<pb::RegistryAuth>) -> Credentials {
+    let auth = auth.unwrap_or_default();
+    Credentials { username: auth.username, password: auth.password, identity_token: auth.identity_token }
+}
+
 pub fn pull_options(r: pb::PullRequest) -> PullOptions {
-    let auth = r.auth.unwrap_or_default();
-    PullOptions {
-        reference: r.reference,
-        platform: r.platform,
-        credentials: Credentials {
-            username: auth.username,
-            password: auth.password,
-            identity_token: auth.identity_token,
-        },
+    PullOptions { reference: r.reference, platform: r.platform, credentials: credentials(r.auth) }
+}
+
+pub fn push_options(r: pb::PushRequest) -> PushOptions {
+    PushOptions { reference: r.reference, credentials: credentials(r.auth) }
+}
+
+pub fn login_request(r: pb::LoginRequest) -> (String, Credentials) {
+    (r.registry, credentials(r.auth))
+}
+
+pub fn push_progress(ev: PushEvent) -> pb::PushProgress {
+    match ev {
+        PushEvent::Status(status) => pb::PushProgress { status, ..Default::default() },
+        PushEvent::Layer { id, status, current, total } => {
+            pb::PushProgress { id, status, current, total, result: None }
+        }
+        PushEvent::Done { tag, digest, size } => {
+            pb::PushProgress { result: Some(pb::PushResult { tag, digest, size }), ..Default::default() }
+        }
     }
 }
 

@@ -199,7 +199,39 @@ impl pb::images_server::Images for ImagesApi {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    type PushStream = ReceiverStream<Result<pb::PushProgress, Status>>;
+
+    async fn push(&self, req: Request<pb::PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+        let opts = convert::push_options(req.into_inner());
+        let puller = self.puller.clone();
+        let (out, rx) = mpsc::channel(PULL_QUEUE);
+        tokio::spawn(async move {
+            let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
+            let reference = opts.reference.clone();
+            let push = puller.push(opts, events);
+            let forward = async {
+                while let Some(ev) = ev_rx.recv().await {
+                    if out.send(Ok(convert::push_progress(ev))).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(push, forward);
+            if let Err(e) = result {
+                tracing::warn!(reference, error = %e, "push failed");
+                let _ = out.send(Err(Status::from(AgentError::from(e)))).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let (registry, creds) = convert::login_request(req.into_inner());
+        self.puller.login(&registry, creds).await.map_err(AgentError::from)?;
+        Ok(Response::new(pb::LoginResponse { status: "Login Succeeded".into() }))
+    }
 }
 
-/// Progress events in flight to a pulling client.
+/// Progress events in flight to a pulling or pushing client.
 const PULL_QUEUE: usize = 64;

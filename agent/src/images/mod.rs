@@ -32,6 +32,7 @@ pub mod filter;
 pub mod history;
 pub mod prune;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod save;
 pub mod store;

@@ -95,6 +95,28 @@ impl PullStage {
         Ok(LayerPlan::Fetch { unpack: !has_snapshot })
     }
 
+    /// The stored blob for `expected`, if the content store has it.
+    pub fn stored(&self, expected: &Expected) -> Option<Staged> {
+        let path = self.svc.store.path(&expected.hex);
+        let m = fs::metadata(&path).ok()?;
+        expected.size.is_none_or(|s| s == m.len()).then(|| Staged { path, hex: expected.hex.clone(), size: m.len() })
+    }
+
+    /// Moves a checked layer blob into the content store before the image
+    /// is committed, so that another pull needing it does not fetch it
+    /// again. Should this pull fail later, the blob is garbage (no image
+    /// names it) and `prune` removes it.
+    pub fn publish_layer(&self, mut layer: FetchedLayer) -> Result<FetchedLayer, ImageError> {
+        let dest = self.svc.store.path(&layer.blob.hex);
+        if self.svc.store.publish(&layer.blob)? {
+            self.svc.store.sync()?;
+        } else if layer.blob.path != dest {
+            let _ = fs::remove_file(&layer.blob.path);
+        }
+        layer.blob.path = dest;
+        Ok(layer)
+    }
+
     /// Writes a small document (manifest, config) fetched into memory,
     /// checked against `expected`.
     pub fn stage_bytes(&self, bytes: &[u8], expected: &Expected) -> Result<Staged, ImageError> {

@@ -204,10 +204,7 @@ mod tests {
             ),
             (r#"Basic realm="basic-realm""#, vec![Challenge::Basic { realm: Some("basic-realm".into()) }]),
             ("basic", vec![Challenge::Basic { realm: None }]),
-            (
-                r#"BEARER Realm = "https://a/t" , Service=svc"#,
-                vec![bearer("https://a/t", Some("svc"), None)],
-            ),
+            (r#"BEARER Realm = "https://a/t" , Service=svc"#, vec![bearer("https://a/t", Some("svc"), None)]),
             (
                 r#"Negotiate, Basic realm="r", Bearer realm="https://t""#,
                 vec![Challenge::Basic { realm: Some("r".into()) }, bearer("https://t", None, None)],

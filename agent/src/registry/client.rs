@@ -43,6 +43,34 @@ pub struct Session {
     auth: Auth,
     /// How long to wait for response headers.
     stall: Duration,
+    /// Token scopes asked for (`repository:NAME:pull`).
+    scopes: Vec<String>,
+}
+
+/// What a session is for: it decides the token scopes.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Read the repository.
+    Pull,
+    /// Write the repository, and read these others of the same registry
+    /// (to mount their blobs).
+    Push { mount_from: Vec<String> },
+    /// Only check the credentials (`GET /v2/`).
+    Login,
+}
+
+impl Access {
+    fn scopes(&self, path: &str) -> Vec<String> {
+        match self {
+            Access::Pull => vec![auth::pull_scope(path)],
+            Access::Push { mount_from } => {
+                let mut v = vec![format!("repository:{path}:pull,push")];
+                v.extend(mount_from.iter().filter(|m| m.as_str() != path).map(|m| auth::pull_scope(m)));
+                v
+            }
+            Access::Login => Vec::new(),
+        }
+    }
 }
 
 impl Session {
@@ -55,6 +83,7 @@ impl Session {
         shown: &str,
         creds: Option<&Credentials>,
         stall: Duration,
+        access: Access,
     ) -> Result<Self, RegistryError> {
         let creds = if endpoint.mirror { None } else { creds.cloned() };
         let mut first_error: Option<RegistryError> = None;
@@ -83,6 +112,7 @@ impl Session {
                 creds: creds.clone(),
                 auth: Auth::Anonymous,
                 stall,
+                scopes: access.scopes(path),
             };
             match status {
                 s2 if s2.is_success() => {}
@@ -135,23 +165,23 @@ impl Session {
         if !(realm.starts_with("https://") || realm.starts_with("http://")) {
             return Err(RegistryError::Protocol(format!("token realm {realm:?} is not an http(s) URL")));
         }
-        let scope = auth::pull_scope(&self.path);
         let client = &self.endpoint.client;
+        let scopes = self.scopes.iter().map(|s| ("scope", s.as_str()));
         let request = match &self.creds {
             Some(c) if !c.identity_token.is_empty() => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
                     ("refresh_token", c.identity_token.as_str()),
                     ("client_id", "berth"),
-                    ("scope", scope.as_str()),
                 ];
+                form.extend(scopes);
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
                 client.post(realm).form(&form)
             }
             creds => {
-                let mut query = vec![("scope", scope.as_str())];
+                let mut query: Vec<(&str, &str)> = scopes.collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
@@ -166,16 +196,56 @@ impl Session {
         let status = resp.status();
         if !status.is_success() {
             let text = error_text(resp).await;
-            return Err(if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && self.creds.is_some() {
-                RegistryError::Unauthorized(nonempty_or(text, "unauthorized: incorrect username or password"))
-            } else {
-                RegistryError::Protocol(format!("token server {realm}: {status}{text}"))
-            });
+            return Err(
+                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && self.creds.is_some() {
+                    RegistryError::Unauthorized(nonempty_or(text, "unauthorized: incorrect username or password"))
+                } else {
+                    RegistryError::Protocol(format!("token server {realm}: {status}{text}"))
+                },
+            );
         }
         let body = read_limited(resp, DOCUMENT_MAX, realm, self.stall).await?;
         let token: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| RegistryError::Protocol(format!("token server {realm}: bad answer: {e}")))?;
         token.into_token().ok_or_else(|| RegistryError::Protocol(format!("token server {realm} sent no token")))
+    }
+
+    /// Proves the credentials: `GET /v2/` with them must succeed (a Basic
+    /// registry is only asked here; a token server was asked already).
+    pub async fn check(&self) -> Result<(), RegistryError> {
+        let url = self.endpoint.base(self.scheme);
+        let resp = with_stall(self.stall, &url, self.request(Method::GET, &url).send()).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = registry_errors(resp).await.text();
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                RegistryError::Unauthorized(nonempty_or(text, "unauthorized: authentication required"))
+            }
+            other => RegistryError::Protocol(format!("GET {url}: {other}{}", prefixed(&text))),
+        })
+    }
+
+    /// The scheme and host, for messages.
+    pub fn base(&self) -> String {
+        self.endpoint.base(self.scheme)
+    }
+
+    /// The repository path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A request with this session's authentication, for the push side.
+    pub fn authed(&self, method: Method, url: &str) -> RequestBuilder {
+        self.request(method, url)
+    }
+
+    /// The stall time-out.
+    pub fn stall(&self) -> Duration {
+        self.stall
     }
 
     fn url(&self, kind: &str, reference: &str) -> String {
@@ -196,8 +266,11 @@ impl Session {
     pub async fn manifest(&self, reference: &str) -> Result<(Vec<u8>, Option<String>), RegistryError> {
         let url = self.url("manifests", reference);
         let resp = self.send(self.request(Method::GET, &url).header(ACCEPT, MANIFEST_ACCEPT), &url, reference).await?;
-        let media_type =
-            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let media_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
         let body = read_limited(resp, DOCUMENT_MAX, &url, self.stall).await?;
         Ok((body, media_type))
     }
@@ -257,7 +330,7 @@ impl Session {
     }
 }
 
-fn nonempty_or(text: String, fallback: &str) -> String {
+pub(super) fn nonempty_or(text: String, fallback: &str) -> String {
     if text.is_empty() {
         fallback.to_owned()
     } else {
@@ -265,7 +338,7 @@ fn nonempty_or(text: String, fallback: &str) -> String {
     }
 }
 
-fn prefixed(text: &str) -> String {
+pub(super) fn prefixed(text: &str) -> String {
     if text.is_empty() {
         String::new()
     } else {
@@ -274,17 +347,12 @@ fn prefixed(text: &str) -> String {
 }
 
 fn challenges_of(headers: &HeaderMap) -> Vec<Challenge> {
-    headers
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(auth::parse_challenges)
-        .collect()
+    headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).flat_map(auth::parse_challenges).collect()
 }
 
 /// Sends with a limit on the wait for response headers; a failure to
 /// connect names the address and the cause.
-async fn with_stall(
+pub(super) async fn with_stall(
     stall: Duration,
     url: &str,
     send: impl std::future::Future<Output = reqwest::Result<Response>>,
@@ -323,9 +391,7 @@ async fn read_limited(resp: Response, max: u64, url: &str, stall: Duration) -> R
         match tokio::time::timeout(stall, stream.next()).await {
             Err(_) => return Err(RegistryError::Stalled { what: format!("GET {url}"), after: stall }),
             Ok(None) => return Ok(out),
-            Ok(Some(Err(e))) => {
-                return Err(RegistryError::Unreachable { url: url.to_owned(), cause: cause_chain(&e) })
-            }
+            Ok(Some(Err(e))) => return Err(RegistryError::Unreachable { url: url.to_owned(), cause: cause_chain(&e) }),
             Ok(Some(Ok(chunk))) => {
                 if out.len() as u64 + chunk.len() as u64 > max {
                     return Err(RegistryError::Protocol(format!("GET {url}: the answer is larger than {max} bytes")));
@@ -338,7 +404,7 @@ async fn read_limited(resp: Response, max: u64, url: &str, stall: Duration) -> R
 
 /// The distribution spec's error body: `{"errors":[{"code","message"}]}`.
 #[derive(Default, Deserialize)]
-struct ErrorBody {
+pub(super) struct ErrorBody {
     #[serde(default)]
     errors: Vec<ErrorEntry>,
 }
@@ -352,12 +418,12 @@ struct ErrorEntry {
 }
 
 impl ErrorBody {
-    fn has(&self, code: &str) -> bool {
+    pub(super) fn has(&self, code: &str) -> bool {
         self.errors.iter().any(|e| e.code == code)
     }
 
     /// As Docker prints them: `manifest unknown: manifest unknown`.
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.errors
             .iter()
             .map(|e| {
@@ -373,7 +439,7 @@ impl ErrorBody {
     }
 }
 
-async fn registry_errors(resp: Response) -> ErrorBody {
+pub(super) async fn registry_errors(resp: Response) -> ErrorBody {
     let bytes = resp.bytes().await.unwrap_or_default();
     serde_json::from_slice(&bytes[..bytes.len().min(64 * 1024)]).unwrap_or_default()
 }

@@ -132,9 +132,8 @@ impl Clients {
                 let pem = std::fs::read(path).map_err(|e| {
                     RegistryError::Config(format!("registry {key:?}: read CA file {}: {e}", path.display()))
                 })?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    RegistryError::Config(format!("registry {key:?}: CA file {}: {e}", path.display()))
-                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| RegistryError::Config(format!("registry {key:?}: CA file {}: {e}", path.display())))?;
                 if certs.is_empty() {
                     return Err(RegistryError::Config(format!(
                         "registry {key:?}: CA file {} holds no certificate",
@@ -219,12 +218,9 @@ mod tests {
         }
         let config = RegistriesConfig::default();
         let clients = Clients::default();
-        let eps = endpoints(
-            &config,
-            &clients,
-            &Repository { registry: "docker.io".into(), path: "library/busybox".into() },
-        )
-        .unwrap();
+        let eps =
+            endpoints(&config, &clients, &Repository { registry: "docker.io".into(), path: "library/busybox".into() })
+                .unwrap();
         assert_eq!(eps.len(), 1);
         assert_eq!(eps[0].base(Scheme::Https), "https://registry-1.docker.io/v2/");
         assert_eq!(eps[0].schemes, [Scheme::Https]);

@@ -23,8 +23,10 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod endpoint;
+pub mod login;
 pub mod platform;
 pub mod pull;
+pub mod push;
 
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ use crate::images::ImageError;
 
 pub use config::RegistriesConfig;
 pub use pull::{PullEvent, PullOptions, Puller};
+pub use push::{PushEvent, PushOptions};
 
 /// Why a pull failed. The texts are Docker's where Docker has one.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +52,10 @@ pub enum RegistryError {
     #[error("{what}: no data received for {}s; the registry or the network stalled", after.as_secs_f64())]
     Stalled { what: String, after: Duration },
     /// Anonymous access refused, or the repository does not exist.
-    #[error("pull access denied for {repository}, repository does not exist or may require 'berthctl login'{}", detail_suffix(detail))]
+    #[error(
+        "pull access denied for {repository}, repository does not exist or may require 'berthctl login'{}",
+        detail_suffix(detail)
+    )]
     AccessDenied { repository: String, detail: String },
     /// Credentials were given and refused.
     #[error("{0}")]
@@ -63,6 +69,12 @@ pub enum RegistryError {
     /// `--platform` names another platform than the single manifest's.
     #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
     PlatformMismatch { reference: String, wanted: String, actual: String },
+    /// Push of a name the store does not have.
+    #[error("{0}")]
+    NoSuchLocalImage(String),
+    /// The registry refused a write.
+    #[error("{0}")]
+    Denied(String),
     /// The registry answered something berth cannot use.
     #[error("{0}")]
     Protocol(String),
@@ -102,7 +114,8 @@ impl RegistryError {
             Self::ManifestUnknown { .. } | Self::NoMatchingManifest(_) | Self::PlatformMismatch { .. } => {
                 RegistryErrorKind::NotFound
             }
-            Self::AccessDenied { .. } => RegistryErrorKind::PermissionDenied,
+            Self::NoSuchLocalImage(_) => RegistryErrorKind::NotFound,
+            Self::AccessDenied { .. } | Self::Denied(_) => RegistryErrorKind::PermissionDenied,
             Self::Unauthorized(_) => RegistryErrorKind::Unauthenticated,
             Self::Unreachable { .. } | Self::Stalled { .. } => RegistryErrorKind::Unavailable,
             Self::Cancelled => RegistryErrorKind::Cancelled,

@@ -16,6 +16,7 @@
 //! * Nothing is visible until the commit, which goes through the staging
 //!   `load` uses; a failed or cancelled pull leaves nothing behind.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 use tokio::sync::{mpsc, Semaphore};
 
 use super::auth::Credentials;
-use super::client::Session;
+use super::client::{Access, Session};
 use super::config::RegistriesConfig;
 use super::endpoint::{self, Clients, Repository};
 use super::platform::{self, Platform};
@@ -65,14 +66,18 @@ pub enum PullEvent {
     Layer { id: String, status: String, current: u64, total: u64 },
     /// The end: the digest the reference resolved to (the index's, for a
     /// multi-platform image) and the image now stored.
-    Done { digest: String, image: ImageRecord, name: String, up_to_date: bool },
+    Done { digest: String, image: Box<ImageRecord>, name: String, up_to_date: bool },
 }
 
 /// The registry side of berthd.
 pub struct Puller {
-    config: RegistriesConfig,
-    clients: Clients,
-    images: Arc<ImageService>,
+    pub(super) config: RegistriesConfig,
+    pub(super) clients: Clients,
+    pub(super) images: Arc<ImageService>,
+    /// One lock per layer digest being downloaded, so that two pulls
+    /// sharing a layer fetch it once: the second waits, then finds the
+    /// blob in the store.
+    inflight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A manifest resolved for one platform.
@@ -98,7 +103,20 @@ fn short(digest: &str) -> String {
 
 impl Puller {
     pub fn new(config: RegistriesConfig, images: Arc<ImageService>) -> Self {
-        Self { config, clients: Clients::default(), images }
+        Self { config, clients: Clients::default(), images, inflight: Default::default() }
+    }
+
+    fn layer_lock(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(digest.to_owned()).or_default().clone()
+    }
+
+    fn layer_unlock(&self, digest: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and ours: nobody else waits.
+        if Arc::strong_count(&lock) == 2 {
+            map.remove(digest);
+        }
     }
 
     /// Pulls one image, reporting progress on `events`; when the receiver
@@ -120,7 +138,7 @@ impl Puller {
             let host = ep.host.clone();
             let mirror = ep.mirror;
             let attempt = async {
-                let session = Session::open(ep, &repo.path, &shown, creds.as_ref(), stall).await?;
+                let session = Session::open(ep, &repo.path, &shown, creds.as_ref(), stall, Access::Pull).await?;
                 resolve(session, &target, parsed.digest(), &want).await
             }
             .await;
@@ -151,11 +169,22 @@ impl Puller {
         // Config.
         let cdesc = r.manifest.config().clone();
         let cexp = expected(&cdesc)?;
-        let config_bytes = r.session.small_blob(cdesc.digest().as_ref(), cdesc.size()).await?;
+        // A config the store has (the image, or one sharing it) is not
+        // fetched again.
+        let local = {
+            let (images, cexp) = (self.images.clone(), cexp.clone());
+            blocking(move || images.stored_blob(&cexp)).await?
+        };
+        let config_bytes = match local {
+            Some(b) => b,
+            None => r.session.small_blob(cdesc.digest().as_ref(), cdesc.size()).await?,
+        };
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
             .map_err(|e| RegistryError::Protocol(format!("config {}: {e}", cdesc.digest())))?;
         let actual = format!("{}/{}", config.os(), config.architecture());
-        if explicit_platform && !want.matches(&config.os().to_string(), &config.architecture().to_string(), config.variant().as_deref()) {
+        if explicit_platform
+            && !want.matches(&config.os().to_string(), &config.architecture().to_string(), config.variant().as_deref())
+        {
             return Err(RegistryError::PlatformMismatch {
                 reference: parsed.familiar(),
                 wanted: want.to_string(),
@@ -227,9 +256,16 @@ impl Puller {
                 stall,
             };
             let sem = semaphore.clone();
+            let digest = l.digest().to_string();
             fetches.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| RegistryError::Cancelled)?;
-                job.run().await.map(|f| (i, f))
+                let lock = self.layer_lock(&digest);
+                let result = {
+                    let _held = lock.lock().await;
+                    job.run().await
+                };
+                self.layer_unlock(&digest, lock);
+                result.map(|f| (i, f))
             });
         }
         let fetched: Vec<(usize, FetchedLayer)> = futures::future::try_join_all(fetches).await?;
@@ -262,12 +298,9 @@ impl Puller {
             blocking(move || stage.commit(pulled)).await?
         };
         let name = names.first().cloned().unwrap_or_else(|| format!("{}@{}", parsed.name(), r.top_digest));
-        emit(
-            &events,
-            PullEvent::Done { digest: r.top_digest, image: record.clone(), name, up_to_date },
-        )
-        .await
-        .ok();
+        emit(&events, PullEvent::Done { digest: r.top_digest, image: Box::new(record.clone()), name, up_to_date })
+            .await
+            .ok();
         Ok(record)
     }
 }
@@ -314,8 +347,8 @@ fn kind_of(media_type: Option<&str>, bytes: &[u8]) -> Result<DocKind, RegistryEr
         }
         _ => {}
     }
-    let v: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| RegistryError::Protocol(format!("the manifest is not JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::Protocol(format!("the manifest is not JSON: {e}")))?;
     match v.get("mediaType").and_then(|m| m.as_str()) {
         Some(OCI_INDEX | DOCKER_LIST) => return Ok(DocKind::Index),
         Some(OCI_MANIFEST | DOCKER_MANIFEST) => return Ok(DocKind::Manifest),
@@ -408,6 +441,15 @@ impl LayerJob {
         let digest = self.desc.digest().to_string();
         let total = self.desc.size();
         let exp = expected(&self.desc)?;
+        // Another pull may have fetched it while this one waited.
+        let present = {
+            let (stage, exp) = (self.stage.clone(), exp.clone());
+            blocking(move || Ok(stage.stored(&exp))).await?
+        };
+        if let Some(blob) = present {
+            emit(&self.events, layer_event(&self.desc, "Already exists", total)).await?;
+            return Ok(FetchedLayer { blob, unpacked: None });
+        }
         let resp = self.session.blob(&digest).await?;
         emit(&self.events, layer_event(&self.desc, "Downloading", 0)).await?;
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
@@ -422,7 +464,10 @@ impl LayerJob {
         let net: Result<(), RegistryError> = loop {
             match tokio::time::timeout(self.stall, body.next()).await {
                 Err(_) => {
-                    break Err(RegistryError::Stalled { what: format!("download of layer {digest}"), after: self.stall })
+                    break Err(RegistryError::Stalled {
+                        what: format!("download of layer {digest}"),
+                        after: self.stall,
+                    })
                 }
                 Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => {
@@ -457,6 +502,12 @@ impl LayerJob {
         net?;
         emit(&self.events, layer_event(&self.desc, "Download complete", got)).await?;
         let fetched = stored?;
+        // Into the content store at once, so a concurrent pull of the
+        // same layer finds it (`stored` above).
+        let fetched = {
+            let stage = self.stage.clone();
+            blocking(move || stage.publish_layer(fetched)).await?
+        };
         emit(&self.events, layer_event(&self.desc, "Pull complete", got)).await?;
         Ok(fetched)
     }
