@@ -401,3 +401,78 @@ fn platforms_and_pull_errors() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid platform \"linux\""), "{r:?}");
 }
+
+#[test]
+fn mirrors_are_tried_in_order_then_the_registry() {
+    need_registry!();
+    let upstream = Registry::start(Options::default());
+    let mirror = Registry::start(Options { tls: true, users: vec![] });
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    skopeo_push(&upstream, "team/both:1");
+    skopeo_push(&upstream, "team/only-upstream:1");
+    skopeo_push(&mirror, "team/both:1");
+    let config = format!(
+        "{}mirrors = [\"https://127.0.0.1:{dead}\", \"https://{}\"]\n\n[registry.\"{}\"]\nca = [\"{}\"]\n",
+        upstream.berthd_config(),
+        mirror.host(),
+        mirror.host(),
+        mirror.ca().display()
+    );
+    let a = Agent::start_with_config(&config);
+    login(&a, &upstream);
+
+    // In the mirror: every blob from there, none from the registry, past
+    // a mirror that is down.
+    a.ok(&["pull", &format!("{}/team/both:1", upstream.host())]);
+    assert_eq!(upstream.requests("GET /v2/team/both/blobs/"), 0, "{}", upstream.log());
+    assert_eq!(mirror.requests("GET /v2/team/both/blobs/"), 4, "{}", mirror.log());
+
+    // Not in the mirror: the registry serves it.
+    let out = a.ok(&["pull", &format!("{}/team/only-upstream:1", upstream.host())]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    assert_eq!(mirror.requests("GET /v2/team/only-upstream/manifests/1"), 1, "{}", mirror.log());
+    assert_eq!(mirror.requests("GET /v2/team/only-upstream/blobs/"), 0);
+    assert_eq!(upstream.requests("GET /v2/team/only-upstream/manifests/1"), 1, "{}", upstream.log());
+    assert!(a.agent_log().contains("mirror failed; trying the next endpoint"));
+}
+
+#[test]
+fn two_pulls_of_one_layer_at_once_fetch_it_once() {
+    need_registry!();
+    let reg = Registry::start(Options::default());
+    let path = reg.dir.path().join("big.tar");
+    let mut spec = fixtures::ImageSpec::new("big/app:1");
+    spec.pad_mb = 24;
+    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
+    let out = reg.skopeo(
+        "dest",
+        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
+    );
+    assert_ok(&out, "skopeo copy");
+    let out = reg.skopeo(
+        "dest",
+        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:2", reg.host())],
+    );
+    assert_ok(&out, "skopeo copy");
+    let (_, layers, _) = remote_manifest(&reg, "big/app:1");
+    let a = Agent::start_with_config(&reg.berthd_config());
+    login(&a, &reg);
+    let pulls: Vec<_> = ["1", "2"]
+        .iter()
+        .map(|t| {
+            a.ctl_cmd(&["pull", &format!("{}/big/app:{t}", reg.host())])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pulls {
+        assert_ok(&p.wait_with_output().unwrap(), "pull");
+    }
+    for l in &layers {
+        assert_eq!(reg.requests(&format!("GET /v2/big/app/blobs/{l}")), 1, "{l}: {}", reg.log());
+    }
+    let images = a.ok(&["images"]);
+    assert_eq!(images.lines().filter(|l| l.contains("big/app")).count(), 2, "{images}");
+}
