@@ -476,3 +476,93 @@ fn two_pulls_of_one_layer_at_once_fetch_it_once() {
     let images = a.ok(&["images"]);
     assert_eq!(images.lines().filter(|l| l.contains("big/app")).count(), 2, "{images}");
 }
+
+#[test]
+fn a_silent_registry_fails_after_the_stall_timeout() {
+    // Connections are accepted by the kernel (backlog) and never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let a = Agent::start_with_config(&format!("[registry.\"127.0.0.1:{port}\"]\nstall_timeout = \"2s\"\n"));
+    let started = std::time::Instant::now();
+    let r = a.ctl(&["pull", &format!("127.0.0.1:{port}/x:1")]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "Error response from daemon: GET https://127.0.0.1:{port}/v2/: no data received for 2s; the registry or the network stalled"
+        )
+    );
+    assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(20), "{took:?}");
+    drop(silent);
+}
+
+#[test]
+fn an_interrupted_pull_resumes_with_a_range_and_old_partials_go() {
+    need_root!();
+    need_registry!();
+    let reg = Registry::start(Options::default());
+    let path = reg.dir.path().join("big.tar");
+    let mut spec = fixtures::ImageSpec::new("big/app:1");
+    spec.pad_mb = 48;
+    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
+    let out = reg.skopeo(
+        "dest",
+        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
+    );
+    assert_ok(&out, "skopeo copy");
+    let (_, layers, manifest) = remote_manifest(&reg, "big/app:1");
+    let big = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .map(|l| (l["digest"].as_str().unwrap().to_owned(), l["size"].as_u64().unwrap()))
+        .unwrap();
+    let big_hex = big.0["sha256:".len()..].to_owned();
+    assert!(layers.contains(&big.0));
+
+    let mut a = Agent::start_with_config(&reg.berthd_config());
+    login(&a, &reg);
+    let name = format!("{}/big/app:1", reg.host());
+    let mut pull = a.ctl_cmd(&["pull", &name]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let partial = a.root.join("content/ingest/partial").join(&big_hex);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let len = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        if len > 4 << 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the download never got going: {}", a.agent_log());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    a.kill9();
+    let _ = pull.wait();
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0 && kept < big.1, "kept {kept} of {}", big.1);
+    // Never visible as content.
+    assert!(!a.root.join("content/blobs/sha256").join(&big_hex).exists());
+
+    // An old partial download is garbage at the next start; a young one stays.
+    let old = partial.with_file_name("0".repeat(64));
+    std::fs::write(&old, b"old").unwrap();
+    let touched = std::process::Command::new("touch").args(["-d", "3 days ago"]).arg(&old).status().unwrap();
+    assert!(touched.success());
+    a.restart();
+    assert!(!old.exists(), "an old partial download was kept");
+    assert!(partial.exists(), "the young partial download was removed");
+    let images = a.ok(&["images"]);
+    assert!(!images.contains("big/app"), "{images}");
+
+    // Again: the rest only, asked for with a range; the image is whole.
+    let out = a.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    let ranged =
+        reg.log().lines().filter(|l| l.contains(&format!("\"GET /v2/big/app/blobs/{} HTTP/1.1\" 206", big.0))).count();
+    assert_eq!(ranged, 1, "no range request: {}", reg.log());
+    assert!(a.agent_log().contains("resuming an interrupted download"));
+    assert!(!partial.exists());
+    assert!(a.root.join("content/blobs/sha256").join(&big_hex).exists());
+    let size = a.ok(&["run", "--name", "whole", &name, "sh", "-c", "wc -c < /pad/random.bin"]);
+    assert_eq!(size.trim(), (48u64 << 20).to_string());
+}

@@ -250,10 +250,17 @@ impl ImageService {
 
     fn clean_leftovers(&self) -> Result<(), ImageError> {
         let ingest = self.layout.ingest_dir();
+        let partial = pull::partial_dir(&self.layout);
         for entry in read_dir(&ingest)? {
+            // Partial layer downloads are kept for a retry of the pull
+            // (HTTP range), until they are old.
+            if entry == partial {
+                continue;
+            }
             remove_any(&entry)?;
             tracing::info!(path = %entry.display(), "removed interrupted ingest");
         }
+        pull::sweep_partials(&self.layout);
         let rtxn = self.db.begin_read()?;
         let tables = meta::ReadTables::open(&rtxn)?;
         let recorded: std::collections::HashSet<String> =

@@ -68,6 +68,7 @@ pub struct PullStage {
 impl ImageService {
     /// Starts a pull: makes its scratch dir under `content/ingest/`.
     pub fn begin_pull(self: &Arc<Self>) -> Result<PullStage, ImageError> {
+        sweep_partials(&self.layout);
         let dir = store::unique_path(self.store.ingest_dir(), "pull");
         fs::create_dir(&dir).map_err(|e| ImageError::io(format!("create {}", dir.display()), e))?;
         Ok(PullStage { svc: self.clone(), dir, tmp_snapshots: Mutex::new(Vec::new()) })
@@ -123,25 +124,48 @@ impl PullStage {
         self.svc.store.ingest_into(&self.dir, bytes, Some(expected))
     }
 
-    /// Reads one layer blob from `reader` (blocking) into a blob file,
-    /// checking digest and size; with `unpack`, unpacks the same bytes as
-    /// they pass into a temp snapshot and checks its diff ID against
-    /// `diff_id`. `label` names the layer in errors.
+    /// Where the partial download of a layer blob is kept between
+    /// attempts: `content/ingest/partial/<hex>`. berthd's start and every
+    /// pull remove those older than [`PARTIAL_TTL`].
+    pub fn partial_path(&self, hex: &str) -> PathBuf {
+        partial_dir(&self.svc.layout).join(hex)
+    }
+
+    /// Bytes of `expected` already downloaded by an earlier attempt (0 if
+    /// none, or if the file is not a plausible prefix).
+    pub fn partial_len(&self, expected: &Expected) -> u64 {
+        let len = fs::metadata(self.partial_path(&expected.hex)).map(|m| m.len()).unwrap_or(0);
+        match expected.size {
+            Some(size) if len >= size => 0,
+            _ => len,
+        }
+    }
+
+    /// Reads one layer blob (blocking) into its partial file and checks
+    /// digest and size; with `unpack`, unpacks the same bytes as they pass
+    /// into a temp snapshot and checks its diff ID against `diff_id`.
+    /// With `resume_from` > 0, the first that many bytes are the partial
+    /// file's (kept from an interrupted attempt) and `network` gives the
+    /// rest (an HTTP range answer); the whole is hashed and unpacked.
+    /// Whatever arrived stays in the partial file when the stream breaks
+    /// off, for the next attempt; wrong bytes are removed. `label` names
+    /// the layer in errors.
     pub fn fetch_layer(
         &self,
-        reader: impl Read,
+        network: impl Read,
         expected: &Expected,
         unpack: bool,
         diff_id: &str,
         label: &str,
+        resume_from: u64,
     ) -> Result<FetchedLayer, ImageError> {
-        let path = store::unique_path(&self.dir, "blob");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| ImageError::io(format!("create {}", path.display()), e))?;
-        let out = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let dir = partial_dir(&self.svc.layout);
+        fs::create_dir_all(&dir).map_err(|e| ImageError::io(format!("create {}", dir.display()), e))?;
+        let path = self.partial_path(&expected.hex);
+        let (prefix, file) = open_partial(&path, resume_from)?;
+        let reader = prefix.take(resume_from).chain(network);
+        let out =
+            HashingWriter::new(SkipWriter { skip: resume_from, inner: BufWriter::with_capacity(256 * 1024, file) });
         let mut tee = Tee { inner: reader, out, write_error: None, ended: false };
         let result = self.fetch_into(&mut tee, unpack, label);
         if let Err(ImageError::Invalid(_)) = &result {
@@ -150,6 +174,13 @@ impl PullStage {
             let _ = io::copy(&mut tee, &mut io::sink());
         }
         let (writer, hex, size) = tee.out.finish();
+        let ended = tee.ended;
+        // Bytes of a stream that broke off are kept for a retry.
+        let keep = |w: SkipWriter<BufWriter<File>>| {
+            if let Ok(f) = w.inner.into_inner() {
+                let _ = f.sync_all();
+            }
+        };
         if let Some(e) = tee.write_error {
             let _ = fs::remove_file(&path);
             return Err(ImageError::io(format!("write {}", path.display()), e));
@@ -157,12 +188,14 @@ impl PullStage {
         let unpacked = match result {
             Ok(u) => u,
             Err(e) => {
+                if !ended {
+                    keep(writer);
+                    return Err(e);
+                }
                 let _ = fs::remove_file(&path);
                 // Wrong bytes explain a broken tar better than the tar error.
                 if let Err(mismatch) = store::verify(expected, &hex, size) {
-                    if tee.ended {
-                        return Err(ImageError::Invalid(format!("{label}: {mismatch}")));
-                    }
+                    return Err(ImageError::Invalid(format!("{label}: {mismatch}")));
                 }
                 return Err(e);
             }
@@ -171,6 +204,7 @@ impl PullStage {
             .map_err(|e| ImageError::Invalid(format!("{label}: {e}")))
             .and_then(|()| {
                 let file = writer
+                    .inner
                     .into_inner()
                     .map_err(|e| ImageError::io(format!("write {}", path.display()), e.into_error()))?;
                 file.sync_all().map_err(|e| ImageError::io(format!("fsync {}", path.display()), e))
@@ -271,11 +305,71 @@ impl Drop for PullStage {
     }
 }
 
+/// Partial downloads older than this are garbage.
+pub const PARTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `content/ingest/partial`.
+pub fn partial_dir(layout: &berth_shim::layout::Layout) -> PathBuf {
+    layout.ingest_dir().join("partial")
+}
+
+/// Removes partial downloads older than [`PARTIAL_TTL`].
+pub fn sweep_partials(layout: &berth_shim::layout::Layout) {
+    let Ok(entries) = fs::read_dir(partial_dir(layout)) else { return };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > PARTIAL_TTL);
+        if old {
+            let _ = fs::remove_file(e.path());
+            tracing::info!(path = %e.path().display(), "removed an old partial download");
+        }
+    }
+}
+
+/// Opens the partial file: for reading its first `resume_from` bytes,
+/// and for appending after them (truncated there: a longer file held
+/// bytes the range answer repeats).
+fn open_partial(path: &std::path::Path, resume_from: u64) -> Result<(File, File), ImageError> {
+    let ctx = |e| ImageError::io(format!("open {}", path.display()), e);
+    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(ctx)?;
+    file.set_len(resume_from).map_err(ctx)?;
+    let prefix = File::open(path).map_err(ctx)?;
+    let mut append = file;
+    io::Seek::seek(&mut append, io::SeekFrom::End(0)).map_err(ctx)?;
+    Ok((prefix, append))
+}
+
+/// Drops the first `skip` bytes written (they are in the file already)
+/// and passes the rest on.
+struct SkipWriter<W> {
+    skip: u64,
+    inner: W,
+}
+
+impl<W: Write> Write for SkipWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.skip > 0 {
+            let n = (self.skip.min(buf.len() as u64)) as usize;
+            self.skip -= n as u64;
+            return Ok(n);
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Copies what is read into a hashed file; a write failure is kept aside
 /// so it is not mistaken for bad input.
 struct Tee<R> {
     inner: R,
-    out: HashingWriter<BufWriter<File>>,
+    out: HashingWriter<SkipWriter<BufWriter<File>>>,
     write_error: Option<io::Error>,
     /// The source said end of stream.
     ended: bool,

@@ -286,6 +286,18 @@ impl Session {
         self.send(self.request(Method::GET, &url), &url, digest).await
     }
 
+    /// GETs a blob from byte `from` on (`Range: bytes=from-`); the
+    /// caller looks at the status: 206 is the range, 200 the whole blob.
+    pub async fn blob_from(&self, digest: &str, from: u64) -> Result<Response, RegistryError> {
+        let url = self.url("blobs", digest);
+        self.send(
+            self.request(Method::GET, &url).header(reqwest::header::RANGE, format!("bytes={from}-")),
+            &url,
+            digest,
+        )
+        .await
+    }
+
     /// GETs a small blob (a config) whole.
     pub async fn small_blob(&self, digest: &str, size: u64) -> Result<Vec<u8>, RegistryError> {
         if size > DOCUMENT_MAX {

@@ -450,16 +450,52 @@ impl LayerJob {
             emit(&self.events, layer_event(&self.desc, "Already exists", total)).await?;
             return Ok(FetchedLayer { blob, unpacked: None });
         }
-        let resp = self.session.blob(&digest).await?;
-        emit(&self.events, layer_event(&self.desc, "Downloading", 0)).await?;
+        // What an interrupted attempt left is asked for no more: a range
+        // from where it stopped. A registry that answers the whole blob
+        // (200) gets it whole.
+        let partial = {
+            let (stage, exp) = (self.stage.clone(), exp.clone());
+            blocking(move || Ok(stage.partial_len(&exp))).await?
+        };
+        let resp = if partial > 0 {
+            self.session.blob_from(&digest, partial).await?
+        } else {
+            self.session.blob(&digest).await?
+        };
+        let resume_from = if resp.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+            let start = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if start != Some(partial) {
+                return Err(RegistryError::Protocol(format!(
+                    "layer {digest}: asked for bytes from {partial}, the registry sent a range from {start:?}"
+                )));
+            }
+            tracing::info!(layer = %digest, from = partial, total, "resuming an interrupted download");
+            partial
+        } else {
+            0
+        };
+        emit(&self.events, layer_event(&self.desc, "Downloading", resume_from)).await?;
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
         let (stage, diff_id, unpack) = (self.stage.clone(), self.diff_id.clone(), self.unpack);
         let label = format!("layer {digest}");
         let disk = tokio::task::spawn_blocking(move || {
-            stage.fetch_layer(ChannelReader { rx, buf: Bytes::new(), pos: 0 }, &exp, unpack, &diff_id, &label)
+            stage.fetch_layer(
+                ChannelReader { rx, buf: Bytes::new(), pos: 0 },
+                &exp,
+                unpack,
+                &diff_id,
+                &label,
+                resume_from,
+            )
         });
         let mut body = resp.bytes_stream();
-        let mut got: u64 = 0;
+        let mut got: u64 = resume_from;
         let mut last = Instant::now();
         let net: Result<(), RegistryError> = loop {
             match tokio::time::timeout(self.stall, body.next()).await {
