@@ -33,19 +33,27 @@ pub struct Options {
     pub tls: bool,
     /// htpasswd users; none: anonymous access.
     pub users: Vec<(String, String)>,
+    /// Bearer tokens instead of Basic: a token server
+    /// (`token_server.py`, the first user) signs them, the registry
+    /// checks them.
+    pub token: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { tls: true, users: vec![("alice".into(), "wonderland".into())] }
+        Options { tls: true, users: vec![("alice".into(), "wonderland".into())], token: false }
     }
 }
+
+/// The token server the registry tests run beside the registry.
+const TOKEN_SERVER: &str = include_str!("token_server.py");
 
 pub struct Registry {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub opts: Options,
     child: Option<Child>,
+    token_server: Option<Child>,
 }
 
 fn run(cmd: &mut Command) {
@@ -128,7 +136,51 @@ impl Registry {
                 d.join("server.key").display()
             ));
         }
-        if !opts.users.is_empty() {
+        let mut token_server = None;
+        if opts.token {
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            run(Command::new("openssl").current_dir(d).args(["req", "-x509"]).args(ec).args([
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth test token signer",
+            ]));
+            run(Command::new("openssl").current_dir(d).args([
+                "x509",
+                "-in",
+                "token.pem",
+                "-outform",
+                "der",
+                "-out",
+                "token.der",
+            ]));
+            std::fs::write(d.join("token_server.py"), TOKEN_SERVER).unwrap();
+            let tport = free_port();
+            let (u, p) = &opts.users[0];
+            let log = std::fs::File::create(d.join("token-server.log")).unwrap();
+            let child = Command::new("python3")
+                .arg(d.join("token_server.py"))
+                .args([&tport.to_string(), d.to_str().unwrap(), u, p, "berth-test-issuer", "berth-test-registry"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start the token server");
+            token_server = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while TcpStream::connect(("127.0.0.1", tport)).is_err() {
+                assert!(Instant::now() < deadline, "the token server did not listen");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+                d.join("token.pem").display()
+            ));
+        } else if !opts.users.is_empty() {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 d.join("htpasswd").display()
@@ -144,7 +196,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let mut reg = Registry { dir, port, opts, child: Some(child) };
+        let mut reg = Registry { dir, port, opts, child: Some(child), token_server };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(Ok(Some(st))) = reg.child.as_mut().map(Child::try_wait) {
@@ -236,9 +288,22 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The token server's requests so far, one JSON object a line
+    /// (`user`, `scopes`, `service`).
+    pub fn token_requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for c in [self.child.take(), self.token_server.take()].into_iter().flatten() {
+            let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
         }

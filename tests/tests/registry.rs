@@ -406,7 +406,7 @@ fn platforms_and_pull_errors() {
 fn mirrors_are_tried_in_order_then_the_registry() {
     need_registry!();
     let upstream = Registry::start(Options::default());
-    let mirror = Registry::start(Options { tls: true, users: vec![] });
+    let mirror = Registry::start(Options { tls: true, users: vec![], token: false });
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     skopeo_push(&upstream, "team/both:1");
     skopeo_push(&upstream, "team/only-upstream:1");
@@ -565,4 +565,63 @@ fn an_interrupted_pull_resumes_with_a_range_and_old_partials_go() {
     assert!(a.root.join("content/blobs/sha256").join(&big_hex).exists());
     let size = a.ok(&["run", "--name", "whole", &name, "sh", "-c", "wc -c < /pad/random.bin"]);
     assert_eq!(size.trim(), (48u64 << 20).to_string());
+}
+
+#[test]
+fn bearer_tokens_from_a_token_server() {
+    need_registry!();
+    let reg = Registry::start(Options { token: true, ..Options::default() });
+    skopeo_push(&reg, "tok/app:1");
+    let a = Agent::start_with_config(&reg.berthd_config());
+    let name = format!("{}/tok/app:1", reg.host());
+
+    // Anonymous: a token that grants nothing, so the registry refuses.
+    let r = a.ctl(&["pull", &name]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "Error response from daemon: pull access denied for {}/tok/app, repository does not exist or may require 'berthctl login'",
+            reg.host()
+        )),
+        "{r:?}"
+    );
+
+    // A wrong password: the token server refuses it.
+    let mut cmd = a.ctl_cmd(&["login", "-u", "alice", "--password-stdin", &reg.host()]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"nope\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Error response from daemon: unauthorized: incorrect username or password"
+    );
+
+    login(&a, &reg);
+    let out = a.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    let asked = reg.token_requests();
+    assert!(
+        asked.iter().any(|r| r["user"] == "alice"
+            && r["scopes"] == serde_json::json!(["repository:tok/app:pull"])
+            && r["service"] == serde_json::json!(["berth-test-registry"])),
+        "{asked:?}"
+    );
+
+    // Push to another repository: a push scope there, a pull scope on the
+    // one the blobs are mounted from.
+    let other = format!("{}/tok/other:1", reg.host());
+    a.ok(&["tag", &name, &other]);
+    let out = a.ok(&["push", &other]);
+    assert!(out.contains("Mounted from tok/app"), "{out}");
+    let asked = reg.token_requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r["scopes"] == serde_json::json!(["repository:tok/other:pull,push", "repository:tok/app:pull"])),
+        "{asked:?}"
+    );
+    let (digest, _, _) = remote_manifest(&reg, "tok/other:1");
+    assert!(out.contains(&format!("1: digest: {digest}")), "{out}");
 }

@@ -195,12 +195,12 @@ impl Session {
         let resp = with_stall(self.stall, realm, request.send()).await?;
         let status = resp.status();
         if !status.is_success() {
-            let text = error_text(resp).await;
+            let text = registry_errors(resp).await.text();
             return Err(
                 if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) && self.creds.is_some() {
                     RegistryError::Unauthorized(nonempty_or(text, "unauthorized: incorrect username or password"))
                 } else {
-                    RegistryError::Protocol(format!("token server {realm}: {status}{text}"))
+                    RegistryError::Protocol(format!("token server {realm}: {status}{}", prefixed(&text)))
                 },
             );
         }
