@@ -47,14 +47,26 @@ fn remote_manifest(reg: &Registry, repo_tag: &str) -> (String, Vec<String>, serd
 
 /// Logs berthctl in to `reg` with its first user.
 fn login(a: &Agent, reg: &Registry) {
+    let out = login_expecting(a, reg, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Login Succeeded");
+}
+
+/// `berthctl login` to `reg` with its first user; asserts the exit code.
+fn login_expecting(a: &Agent, reg: &Registry, code: i32) -> std::process::Output {
     let (u, p) = &reg.opts.users[0];
     let mut cmd = a.ctl_cmd(&["login", "-u", u, "--password-stdin", &reg.host()]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{p}\n").as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_ok(&out, "berthctl login");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Login Succeeded");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "berthctl login: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
@@ -624,4 +636,55 @@ fn bearer_tokens_from_a_token_server() {
     );
     let (digest, _, _) = remote_manifest(&reg, "tok/other:1");
     assert!(out.contains(&format!("1: digest: {digest}")), "{out}");
+}
+
+/// Takes a test CA out of the system trust store again, even when the
+/// test fails.
+struct SystemCa(std::path::PathBuf);
+
+impl Drop for SystemCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        // A plain run rebuilds the bundle but leaves the removed CA's
+        // links in /etc/ssl/certs; only ours are removed (not --fresh,
+        // which would drop links this test did not make).
+        let _ =
+            std::process::Command::new("update-ca-certificates").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        for _ in 0..2 {
+            for e in std::fs::read_dir("/etc/ssl/certs").into_iter().flatten().flatten() {
+                let p = e.path();
+                let ours = std::fs::read_link(&p).is_ok_and(|t| t.to_string_lossy().contains("berth-test-"));
+                if ours && !p.exists() {
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_system_trust_store_is_honoured() {
+    need_root!();
+    need_registry!();
+    if !std::path::Path::new("/usr/sbin/update-ca-certificates").exists() {
+        eprintln!("skipped: needs update-ca-certificates (ca-certificates)");
+        return;
+    }
+    let reg = Registry::start(Options::default());
+    skopeo_push(&reg, "sys/app:1");
+    // berthd with no config file knows nothing of this CA...
+    let name = format!("{}/sys/app:1", reg.host());
+    let a = Agent::start();
+    login_expecting(&a, &reg, 1);
+    drop(a);
+    // ...until it is added as a person would add it.
+    let path = std::path::PathBuf::from(format!("/usr/local/share/ca-certificates/berth-test-{}.crt", reg.port));
+    std::fs::copy(reg.ca(), &path).unwrap();
+    let _guard = SystemCa(path);
+    let st = std::process::Command::new("update-ca-certificates").stdout(Stdio::null()).status().unwrap();
+    assert!(st.success());
+    let b = Agent::start();
+    login(&b, &reg);
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
 }

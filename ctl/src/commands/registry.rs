@@ -17,8 +17,8 @@ use crate::client::Client;
 #[derive(Args, Debug)]
 pub struct PullArgs {
     /// Pull for this platform (os/arch[/variant]) instead of the node's
-    #[arg(long, default_value = "")]
-    pub platform: String,
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Print only the image name
     #[arg(short, long)]
     pub quiet: bool,
@@ -135,17 +135,30 @@ fn human(n: u64) -> String {
         u += 1;
     }
     if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.3}{}", units[u]).replace(".000", "")
+        return format!("{n}B");
     }
+    // Four significant digits, as Go's %.4g in Docker's units.HumanSize.
+    let digits = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let text = format!("{v:.digits$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{}", units[u])
 }
 
 pub async fn pull(mut c: Client, a: PullArgs) -> Result<u8> {
     let auth = credentials_for(&a.reference)?;
     let mut stream = c
         .images
-        .pull(pb::PullRequest { reference: a.reference.clone(), platform: a.platform.clone(), auth })
+        .pull(pb::PullRequest {
+            reference: a.reference.clone(),
+            platform: a.platform.clone().unwrap_or_default(),
+            auth,
+        })
         .await?
         .into_inner();
     let mut p = Progress::new();
@@ -274,4 +287,24 @@ pub async fn logout(a: LogoutArgs) -> Result<u8> {
         println!("Not logged in to {shown}");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_bars() {
+        assert_eq!(human(999), "999B");
+        assert_eq!(human(1000), "1kB");
+        assert_eq!(human(1_234_567), "1.235MB");
+        assert_eq!(human(3_400_000), "3.4MB");
+        assert_eq!(human(123_450_000), "123.5MB");
+        assert_eq!(human(20_000_000), "20MB");
+        let b = bar(1, 2);
+        assert!(b.starts_with(&format!("[{}>", "=".repeat(25))), "{b}");
+        assert!(b.ends_with("1B/2B"), "{b}");
+        assert!(bar(5, 5).starts_with(&format!("[{}]", "=".repeat(50))));
+        assert!(bar(0, 0).starts_with("[>"));
+    }
 }
