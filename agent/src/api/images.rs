@@ -13,7 +13,7 @@ use super::{blocking, convert, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
-use crate::registry::Puller;
+use crate::registry::{Puller, RegistryError};
 
 pub struct ImagesApi {
     pub manager: Arc<Manager>,
@@ -191,7 +191,13 @@ impl pb::images_server::Images for ImagesApi {
                     }
                 }
             };
-            let (result, ()) = tokio::join!(pull, forward);
+            // Progress is buffered, so a send may not fail for a long time
+            // after the client has gone: watch for it too, and drop the
+            // pull (its downloads keep what arrived) when it does.
+            let result = tokio::select! {
+                (result, ()) = async { tokio::join!(pull, forward) } => result,
+                () = out.closed() => Err(RegistryError::Cancelled),
+            };
             if let Err(e) = result {
                 tracing::warn!(reference, error = %e, "pull failed");
                 let _ = out.send(Err(Status::from(AgentError::from(e)))).await;
@@ -217,7 +223,10 @@ impl pb::images_server::Images for ImagesApi {
                     }
                 }
             };
-            let (result, ()) = tokio::join!(push, forward);
+            let result = tokio::select! {
+                (result, ()) = async { tokio::join!(push, forward) } => result,
+                () = out.closed() => Err(RegistryError::Cancelled),
+            };
             if let Err(e) = result {
                 tracing::warn!(reference, error = %e, "push failed");
                 let _ = out.send(Err(Status::from(AgentError::from(e)))).await;

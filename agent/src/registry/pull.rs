@@ -305,12 +305,10 @@ impl Puller {
     }
 }
 
+/// The repository as `docker pull` names it in `TAG: Pulling from
+/// REPO`: its path inside the registry, for every registry.
 fn repo_shown(r: &reference::Reference) -> String {
-    if r.domain() == reference::DEFAULT_DOMAIN {
-        r.path().to_owned()
-    } else {
-        r.name()
-    }
+    r.path().to_owned()
 }
 
 fn layer_event(l: &Descriptor, status: &str, current: u64) -> PullEvent {
@@ -486,7 +484,7 @@ impl LayerJob {
         let label = format!("layer {digest}");
         let disk = tokio::task::spawn_blocking(move || {
             stage.fetch_layer(
-                ChannelReader { rx, buf: Bytes::new(), pos: 0 },
+                ChannelReader { rx, buf: Bytes::new(), pos: 0, ended: false },
                 &exp,
                 unpack,
                 &diff_id,
@@ -505,13 +503,20 @@ impl LayerJob {
                         after: self.stall,
                     })
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => {
+                    // The end, said explicitly: a channel that just closes
+                    // (this future dropped when the client goes away) is
+                    // an interruption, and the partial file is kept.
+                    let _ = tx.send(Ok(Bytes::new())).await;
+                    break Ok(());
+                }
                 Ok(Some(Err(e))) => {
                     break Err(RegistryError::Unreachable {
                         url: self.session.blob_url(&digest),
                         cause: super::client::cause_chain(&e),
                     })
                 }
+                Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Ok(Some(Ok(chunk))) => {
                     got += chunk.len() as u64;
                     if got > total {
@@ -549,19 +554,25 @@ impl LayerJob {
     }
 }
 
-/// The blocking end of a layer's byte channel.
+/// The blocking end of a layer's byte channel. An empty chunk is the
+/// end of the body; the channel closing before it is an interruption.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     buf: Bytes,
     pos: usize,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos >= self.buf.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                None => return Ok(0),
+                None => return Err(io::Error::other("the download was interrupted")),
                 Some(Err(e)) => return Err(e),
+                Some(Ok(chunk)) if chunk.is_empty() => self.ended = true,
                 Some(Ok(chunk)) => {
                     self.buf = chunk;
                     self.pos = 0;
