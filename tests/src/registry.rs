@@ -37,11 +37,13 @@ pub struct Options {
     /// (`token_server.py`, the first user) signs them, the registry
     /// checks them.
     pub token: bool,
+    /// The address to listen on (default 127.0.0.1).
+    pub ip: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { tls: true, users: vec![("alice".into(), "wonderland".into())], token: false }
+        Options { tls: true, users: vec![("alice".into(), "wonderland".into())], token: false, ip: None }
     }
 }
 
@@ -62,7 +64,11 @@ fn run(cmd: &mut Command) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    free_port_on("127.0.0.1")
+}
+
+fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 impl Registry {
@@ -124,9 +130,10 @@ impl Registry {
             htpasswd.push('\n');
         }
         std::fs::write(d.join("htpasswd"), htpasswd).unwrap();
-        let port = free_port();
+        let ip = opts.ip.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let port = free_port_on(&ip);
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n  secret: berth-test\n",
             d.join("data").display()
         );
         if opts.tls {
@@ -198,7 +205,7 @@ impl Registry {
             .expect("start docker-registry");
         let mut reg = Registry { dir, port, opts, child: Some(child), token_server };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((ip.as_str(), port)).is_err() {
             if let Some(Ok(Some(st))) = reg.child.as_mut().map(Child::try_wait) {
                 panic!("docker-registry exited with {st}: {}", reg.log());
             }
@@ -208,9 +215,9 @@ impl Registry {
         reg
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` (or the address it listens on).
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.opts.ip.as_deref().unwrap_or("127.0.0.1"), self.port)
     }
 
     /// The CA's PEM file (for berthd's config file).

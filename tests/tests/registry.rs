@@ -418,7 +418,7 @@ fn platforms_and_pull_errors() {
 fn mirrors_are_tried_in_order_then_the_registry() {
     need_registry!();
     let upstream = Registry::start(Options::default());
-    let mirror = Registry::start(Options { tls: true, users: vec![], token: false });
+    let mirror = Registry::start(Options { users: vec![], ..Options::default() });
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     skopeo_push(&upstream, "team/both:1");
     skopeo_push(&upstream, "team/only-upstream:1");
@@ -703,6 +703,42 @@ fn the_system_trust_store_is_honoured() {
     assert!(st.success());
     let b = Agent::start();
     login(&b, &reg);
+    let out = b.ok(&["pull", &name]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+}
+
+/// The first IPv4 address of this host that is not loopback.
+fn host_ip() -> Option<String> {
+    let out = std::process::Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn plain_http_only_for_loopback_or_by_name() {
+    need_registry!();
+    // On loopback, plain HTTP needs no configuration (as Docker).
+    let local = Registry::start(Options { tls: false, users: vec![], ..Options::default() });
+    skopeo_push(&local, "plain/app:1");
+    let a = Agent::start();
+    let out = a.ok(&["pull", &format!("{}/plain/app:1", local.host())]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+
+    // Elsewhere only when the config file names the registry insecure.
+    let Some(ip) = host_ip() else {
+        eprintln!("skipped the non-loopback half: this host has no other IPv4 address");
+        return;
+    };
+    let remote = Registry::start(Options { tls: false, users: vec![], ip: Some(ip), ..Options::default() });
+    skopeo_push(&remote, "plain/app:1");
+    let name = format!("{}/plain/app:1", remote.host());
+    let r = a.ctl(&["pull", &name]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains(&format!("registry unreachable: Get \"https://{}/v2/\"", remote.host())), "{r:?}");
+    assert_eq!(remote.requests("GET /v2/plain/app/manifests/"), 0);
+    let b = Agent::start_with_config(&format!("[registry.\"{}\"]\ninsecure = true\n", remote.host()));
     let out = b.ok(&["pull", &name]);
     assert!(out.contains("Status: Downloaded newer image"), "{out}");
 }
