@@ -742,3 +742,96 @@ fn plain_http_only_for_loopback_or_by_name() {
     let out = b.ok(&["pull", &name]);
     assert!(out.contains("Status: Downloaded newer image"), "{out}");
 }
+
+/// What the test proxy does to the registry's answers.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Forwards this many bytes of each connection's answers, then nothing
+    /// more (the connection stays open).
+    StallAfter(usize),
+    /// Forwards `chunk` bytes, then waits `every`, and so on.
+    Throttle { chunk: usize, every: std::time::Duration },
+}
+
+/// A TCP proxy on loopback in front of `upstream`, pacing what comes back.
+fn proxy(upstream: String, pace: Pace) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0usize;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let want = match pace {
+                        Pace::StallAfter(limit) if sent >= limit => {
+                            std::thread::sleep(std::time::Duration::from_secs(3600));
+                            return;
+                        }
+                        Pace::StallAfter(limit) => (limit - sent).min(buf.len()),
+                        Pace::Throttle { chunk, .. } => chunk.min(buf.len()),
+                    };
+                    let n = match s_in.read(&mut buf[..want]) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    sent += n;
+                    if let Pace::Throttle { every, .. } = pace {
+                        std::thread::sleep(every);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_stalled_layer_fails_and_a_slow_one_does_not() {
+    need_registry!();
+    let reg = Registry::start(Options { tls: false, users: vec![], ..Options::default() });
+    let path = reg.dir.path().join("big.tar");
+    let mut spec = fixtures::ImageSpec::new("big/app:1");
+    spec.pad_mb = 8;
+    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
+    let out = reg.skopeo(
+        "dest",
+        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
+    );
+    assert_ok(&out, "skopeo copy");
+    skopeo_push(&reg, "small/app:1");
+
+    // Silence in the middle of a layer: the pull fails after the stall
+    // time-out, naming the layer.
+    let stalling = proxy(reg.host(), Pace::StallAfter(1 << 20));
+    let a = Agent::start_with_config(&format!("[registry.\"127.0.0.1:{stalling}\"]\nstall_timeout = \"2s\"\n"));
+    let started = std::time::Instant::now();
+    let r = a.ctl(&["pull", &format!("127.0.0.1:{stalling}/big/app:1")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("download of layer sha256:"), "{r:?}");
+    assert!(r.stderr.contains("no data received for 2s; the registry or the network stalled"), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+
+    // Slow but moving, for longer than the stall time-out in all: no
+    // time-out.
+    let slow = proxy(reg.host(), Pace::Throttle { chunk: 16 * 1024, every: std::time::Duration::from_millis(100) });
+    let b = Agent::start_with_config(&format!("[registry.\"127.0.0.1:{slow}\"]\nstall_timeout = \"1s\"\n"));
+    let started = std::time::Instant::now();
+    let out = b.ok(&["pull", &format!("127.0.0.1:{slow}/small/app:1")]);
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(3),
+        "too fast to prove anything: {:?}",
+        started.elapsed()
+    );
+}
