@@ -363,6 +363,19 @@ fn platforms_and_pull_errors() {
     assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
     assert_eq!(id(&name), other_config);
 
+    // By digest: the index's, then the platform manifest's; each is the
+    // name the image can be used by afterwards.
+    let (node_manifest, _, _) = remote_manifest(&reg, "multi/app:node");
+    for digest in [&index_digest, &node_manifest] {
+        let by_digest = format!("{name}@{digest}");
+        let out = a.ok(&["pull", &by_digest]);
+        assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+        assert_eq!(out.lines().last(), Some(by_digest.as_str()), "{out}");
+        assert_eq!(id(&by_digest), node_config);
+    }
+    let images = a.ok(&["images"]);
+    assert!(images.lines().any(|l| l.starts_with(&name) && l.contains("<none>")), "{images}");
+
     // None matches.
     let r = a.ctl(&["pull", "--platform", "linux/arm64", &name]);
     assert_eq!(r.code, 1);

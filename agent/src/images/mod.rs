@@ -366,6 +366,12 @@ impl ImageService {
         let parsed = reference::parse(input)?;
         if let Some(digest) = parsed.digest() {
             let repo = parsed.name();
+            // A pull by digest records `repo@digest` as a name (the digest
+            // may be an index's, which no stored manifest has).
+            let by_digest = format!("{repo}@{digest}");
+            if let Some(id) = tables.name(&by_digest)? {
+                return found(id, Found::Name(by_digest));
+            }
             for (id, meta) in tables.images()? {
                 if meta.manifest_digest == digest
                     && tables.names_of(&id)?.iter().any(|n| reference::parse(n).is_ok_and(|r| r.name() == repo))

@@ -201,7 +201,12 @@ impl Puller {
             blocking(move || Ok((stage.stage_bytes(&mb, &mexp)?, stage.stage_bytes(&cb, &cexp)?))).await?
         };
         let id = config_staged.digest();
-        let names: Vec<String> = parsed.tagged().map(|t| t.to_string()).into_iter().collect();
+        // A pull by digest names the image by that digest (`repo@sha256:…`,
+        // the index's for a multi-platform image), so it can be used by it.
+        let names: Vec<String> = match parsed.digest() {
+            Some(d) => vec![format!("{}@{d}", parsed.name())],
+            None => parsed.tagged().map(|t| t.to_string()).into_iter().collect(),
+        };
         let up_to_date = {
             let (stage, images, names, id) = (stage.clone(), self.images.clone(), names.clone(), id.clone());
             blocking(move || {
