@@ -32,7 +32,13 @@ step images
 step run --name demo demo/busybox sh -c 'echo "hello from $(hostname), pid $$"; echo important > /foo'
 step run --rm demo/busybox cat /foo || true
 step ps -a
+step commit -m "add /foo" demo demo/foo:1
+step run --rm demo/foo:1 cat /foo
+step history demo/foo:1
 step run -d --name sleeper demo/busybox sleep 30
 step ps
+step exec sleeper ps
+step cp sleeper:/etc/passwd "$work/passwd"
 step stop -t 1 sleeper
 step rm sleeper
+step system df

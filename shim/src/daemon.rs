@@ -178,6 +178,14 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
     let pid = init::spawn(&plan, &stdio)?;
     // Only the container holds its ends now: EOF once it is gone.
     drop(stdio);
+    let io = match io.finish() {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(e);
+        }
+    };
     let interactive = plan.stdio.terminal.is_some() || plan.stdio.open_stdin;
     let running = Running { pid, io, interactive, listener, log, cgroup_join: plan.cgroup_join, process: plan.process };
     if let Err(e) = atomic_write(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {

@@ -11,8 +11,9 @@
 //! joins its cgroups before its cgroup namespace, and its mount namespace
 //! last: from then on `/` and the working directory are the container's,
 //! and it closes every descriptor but its stdio before it touches a file
-//! of the container, so nothing of the shim or the host is reachable
-//! (runc's CVE-2024-21626 class). The rest (working directory, user,
+//! of the container (its terminal, `/dev/ptmx`, is opened after that), so
+//! nothing of the shim or the host is reachable (runc's CVE-2024-21626
+//! class). The rest (working directory, user,
 //! capabilities, no_new_privs, executable lookup, Docker's 126/127 texts)
 //! is the init's own code, [`crate::init::exec_process`].
 //!
@@ -22,7 +23,8 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
@@ -103,25 +105,52 @@ pub fn spawn(target: &ExecTarget<'_>, register: impl FnOnce(Pid)) -> Result<(Pid
     drop(report_w);
     drop(stdio);
     init::wait_exec(pid, report_r)?;
-    Ok((pid, io))
+    match io.finish() {
+        Ok(io) => Ok((pid, io)),
+        Err(e) => {
+            // Registered: the reaper collects it.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(e)
+        }
+    }
 }
 
-/// Makes a process's stdio: a terminal of `terminal` columns and rows, or
-/// pipes for stdout and stderr; stdin a pipe (or the terminal) when
-/// `stdin`, else `/dev/null`. Returns the process's ends and the shim's.
-pub fn process_stdio(terminal: Option<(u16, u16)>, stdin: bool) -> Result<(Stdio, ProcessIo), ShimError> {
+/// The shim's ends of a process's stdio, ready, or (with a terminal) to
+/// be received from the process once it has exec'd.
+#[derive(Debug)]
+pub enum PendingIo {
+    Ready(ProcessIo),
+    Terminal { socket: OwnedFd, stdin: bool },
+}
+
+impl PendingIo {
+    /// Called once the process has exec'd (so it has sent its terminal)
+    /// and the shim's copy of the child's stdio is closed.
+    pub fn finish(self) -> Result<ProcessIo, ShimError> {
+        match self {
+            Self::Ready(io) => Ok(io),
+            Self::Terminal { socket, stdin } => {
+                let master = pty::recv_master(socket.as_fd()).map_err(|e| ShimError::sys("receive the terminal", e))?;
+                let stdin = match stdin {
+                    true => Some(master.try_clone().map_err(|e| ShimError::sys("dup terminal master", e))?),
+                    false => None,
+                };
+                Ok(ProcessIo { stdin, stdout: master, stderr: None, terminal: true })
+            }
+        }
+    }
+}
+
+/// Makes a process's stdio: a terminal of `terminal` columns and rows
+/// (opened by the process, see `pty`), or pipes for stdout and stderr;
+/// stdin a pipe (or the terminal) when `stdin`, else `/dev/null`. Returns
+/// the process's ends and the shim's.
+pub fn process_stdio(terminal: Option<(u16, u16)>, stdin: bool) -> Result<(Stdio, PendingIo), ShimError> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ShimError::sys("pipe", e));
     if let Some((cols, rows)) = terminal {
-        let p = pty::open(cols, rows).map_err(|e| ShimError::sys("open a terminal", e))?;
-        let dup = |fd: &OwnedFd, what: &str| fd.try_clone().map_err(|e| ShimError::sys(format!("dup {what}"), e));
-        let stdio = Stdio {
-            stdin: dup(&p.slave, "terminal")?,
-            stdout: dup(&p.slave, "terminal")?,
-            stderr: p.slave,
-            terminal: true,
-        };
-        let stdin = if stdin { Some(dup(&p.master, "terminal master")?) } else { None };
-        return Ok((stdio, ProcessIo { stdin, stdout: p.master, stderr: None, terminal: true }));
+        let (ours, theirs) = UnixStream::pair().map_err(|e| ShimError::sys("socketpair", e))?;
+        let stdio = Stdio::Terminal { socket: theirs.into(), cols, rows };
+        return Ok((stdio, PendingIo::Terminal { socket: ours.into(), stdin }));
     }
     let (stdout_r, stdout_w) = pipe()?;
     let (stderr_r, stderr_w) = pipe()?;
@@ -132,8 +161,9 @@ pub fn process_stdio(terminal: Option<(u16, u16)>, stdin: bool) -> Result<(Stdio
         let null = File::open("/dev/null").map_err(|e| ShimError::sys("open /dev/null", e))?;
         (null.into(), None)
     };
-    let stdio = Stdio { stdin: stdin_r, stdout: stdout_w, stderr: stderr_w, terminal: false };
-    Ok((stdio, ProcessIo { stdin: stdin_w, stdout: stdout_r, stderr: Some(stderr_r), terminal: false }))
+    let stdio = Stdio::Pipes { stdin: stdin_r, stdout: stdout_w, stderr: stderr_w };
+    let io = ProcessIo { stdin: stdin_w, stdout: stdout_r, stderr: Some(stderr_r), terminal: false };
+    Ok((stdio, PendingIo::Ready(io)))
 }
 
 /// The child side of the clone: never returns.
@@ -141,12 +171,7 @@ fn child(target: &ExecTarget<'_>, stdio: &Stdio, join: &[(File, CloneFlags)], re
     let fd = report.as_raw_fd();
     init::run_child(report, || {
         nix::unistd::setsid().map_err(|e| InitError::sys("setsid", e))?;
-        nix::unistd::dup2_stdin(&stdio.stdin).map_err(|e| InitError::sys("dup2 stdin", e))?;
-        nix::unistd::dup2_stdout(&stdio.stdout).map_err(|e| InitError::sys("dup2 stdout", e))?;
-        nix::unistd::dup2_stderr(&stdio.stderr).map_err(|e| InitError::sys("dup2 stderr", e))?;
-        if stdio.terminal {
-            pty::set_controlling(0).map_err(|e| InitError::sys("set the controlling terminal", e))?;
-        }
+        stdio.attach_pipes()?;
         // Host paths: before the mount namespace changes what paths mean.
         for procs in target.cgroup_join {
             fs::write(procs, "0").map_err(|e| InitError::sys(format!("join cgroup {}", procs.display()), e))?;
@@ -154,7 +179,10 @@ fn child(target: &ExecTarget<'_>, stdio: &Stdio, join: &[(File, CloneFlags)], re
         for (ns, flag) in join {
             nix::sched::setns(ns, *flag).map_err(|e| InitError::sys(format!("setns {flag:?}"), e))?;
         }
-        init::close_fds_except(&[fd]).map_err(|e| InitError::sys("close inherited fds", e))?;
+        let keep: Vec<RawFd> = [Some(fd), stdio.keep()].into_iter().flatten().collect();
+        init::close_fds_except(&keep).map_err(|e| InitError::sys("close inherited fds", e))?;
+        // In the container's mount namespace now: its own devpts.
+        stdio.attach_terminal()?;
         init::exec_process(target.plan)
     })
 }

@@ -44,15 +44,51 @@ use crate::rootfs;
 use crate::spec::{CapsPlan, Plan, ProcessPlan};
 use crate::user::ExecUser;
 
-/// A process's stdio: `/dev/null` or a pipe's read end, and the write ends
-/// of two pipes; or a terminal's slave side three times.
+/// A process's stdio, as the shim hands it to the child.
 #[derive(Debug)]
-pub struct Stdio {
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-    /// The three are a terminal, to become the controlling one.
-    pub terminal: bool,
+pub enum Stdio {
+    /// `/dev/null` or a pipe's read end, and the write ends of two pipes.
+    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    /// A terminal of `cols` x `rows` that the child opens in the
+    /// container's devpts; it sends the master to the shim over `socket`.
+    Terminal { socket: OwnedFd, cols: u16, rows: u16 },
+}
+
+impl Stdio {
+    /// In the child, first: the pipes become its stdin, stdout and stderr.
+    pub(crate) fn attach_pipes(&self) -> Result<(), InitError> {
+        if let Self::Pipes { stdin, stdout, stderr } = self {
+            nix::unistd::dup2_stdin(stdin).map_err(|e| InitError::sys("dup2 stdin", e))?;
+            nix::unistd::dup2_stdout(stdout).map_err(|e| InitError::sys("dup2 stdout", e))?;
+            nix::unistd::dup2_stderr(stderr).map_err(|e| InitError::sys("dup2 stderr", e))?;
+        }
+        Ok(())
+    }
+
+    /// In the child (a session leader), once it is in the container's
+    /// mount namespace: opens the terminal there, makes the slave its
+    /// stdin, stdout, stderr and controlling terminal, and sends the master
+    /// to the shim.
+    pub(crate) fn attach_terminal(&self) -> Result<(), InitError> {
+        let Self::Terminal { socket, cols, rows } = self else {
+            return Ok(());
+        };
+        let pty = crate::pty::open(*cols, *rows).map_err(|e| InitError::sys("open a terminal in the container", e))?;
+        nix::unistd::dup2_stdin(&pty.slave).map_err(|e| InitError::sys("dup2 stdin", e))?;
+        nix::unistd::dup2_stdout(&pty.slave).map_err(|e| InitError::sys("dup2 stdout", e))?;
+        nix::unistd::dup2_stderr(&pty.slave).map_err(|e| InitError::sys("dup2 stderr", e))?;
+        crate::pty::set_controlling(0).map_err(|e| InitError::sys("set the controlling terminal", e))?;
+        crate::pty::send_master(socket.as_fd(), pty.master.as_fd())
+            .map_err(|e| InitError::sys("send the terminal to the shim", e))
+    }
+
+    /// What the child keeps open until `attach_terminal`, besides stdio.
+    pub(crate) fn keep(&self) -> Option<RawFd> {
+        match self {
+            Self::Pipes { .. } => None,
+            Self::Terminal { socket, .. } => Some(socket.as_raw_fd()),
+        }
+    }
 }
 
 /// A failure in the init before its exec: the exit code of `berth-shim
@@ -177,14 +213,10 @@ fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallibl
     nix::sys::stat::umask(Mode::empty());
     // Its own session: signals to the shim's group never reach it.
     nix::unistd::setsid().map_err(|e| InitError::sys("setsid", e))?;
-    nix::unistd::dup2_stdin(&stdio.stdin).map_err(|e| InitError::sys("dup2 stdin", e))?;
-    nix::unistd::dup2_stdout(&stdio.stdout).map_err(|e| InitError::sys("dup2 stdout", e))?;
-    nix::unistd::dup2_stderr(&stdio.stderr).map_err(|e| InitError::sys("dup2 stderr", e))?;
-    if stdio.terminal {
-        crate::pty::set_controlling(0).map_err(|e| InitError::sys("set the controlling terminal", e))?;
-    }
+    stdio.attach_pipes()?;
     namespaces::join(&plan.namespaces)?;
-    close_fds_except(&[report]).map_err(|e| InitError::sys("close inherited fds", e))?;
+    let keep: Vec<RawFd> = [Some(report), stdio.keep()].into_iter().flatten().collect();
+    close_fds_except(&keep).map_err(|e| InitError::sys("close inherited fds", e))?;
     // cgroup.procs takes "0" as "the writer" (cgroups(7)); joining before
     // the unshare roots the new cgroup namespace at the container's cgroup.
     for procs in &plan.cgroup_join {
@@ -192,6 +224,8 @@ fn setup_and_exec(plan: &Plan, stdio: &Stdio, report: RawFd) -> Result<Infallibl
     }
     namespaces::unshare_cgroup(&plan.namespaces)?;
     rootfs::enter(&plan.rootfs)?;
+    // The container's own devpts, now that `/dev` is the container's.
+    stdio.attach_terminal()?;
     if let Some(name) = &plan.hostname {
         nix::unistd::sethostname(name).map_err(|e| InitError::sys("sethostname", e))?;
     }

@@ -1,7 +1,7 @@
 //! Interoperability with the real tools of the field, both ways: what
 //! `berthctl save` writes is read by `skopeo`, `umoci` and (when installed)
-//! containerd's `ctr import`; what `skopeo` and `umoci` write is loaded and
-//! run by berth. Also the save → rmi → load round trip and `images
+//! containerd's `ctr import` and Docker's `docker load`; what `skopeo`,
+//! `umoci` and `docker save` write is loaded and run by berth. Also the save → rmi → load round trip and `images
 //! --digests` / `--filter`.
 //!
 //! `skopeo` and `umoci` come from Debian (`scripts/setup.sh`); a test that
@@ -379,4 +379,100 @@ fn ctr_imports_what_berth_saves() {
         check.lines().any(|l| l.starts_with("docker.io/berth-test/busybox:latest") && l.contains("complete")),
         "{check}"
     );
+}
+
+/// A Docker engine (Debian's `docker.io`, when installed) on a private
+/// data root, exec root and socket under `dir`: the vfs driver, no
+/// iptables, no bridge, its own containerd namespace. Stopped on drop.
+struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let arg = |name: &str| format!("{}/{name}", dir.display());
+        let child = Command::new("dockerd")
+            .args(["--data-root", &arg("data"), "--exec-root", &arg("exec"), "--pidfile", &arg("d.pid")])
+            .args(["-H", &format!("unix://{}", arg("d.sock"))])
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
+            .args(["--containerd-namespace", "berth-interop", "--containerd-plugins-namespace", "berth-interop-p"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let d = Dockerd { child, dir: dir.to_owned() };
+        Agent::eventually("dockerd answers", Duration::from_secs(30), || {
+            d.docker(&["version"]).output().is_ok_and(|o| o.status.success())
+        });
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.arg("-H").arg(format!("unix://{}/d.sock", self.dir.display())).args(args);
+        cmd
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM: dockerd stops its containerd and shims before it exits.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        for m in Agent::mounts_under(&self.dir).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn docker_loads_and_runs_what_berth_commits_and_saves_and_back() {
+    need_root!();
+    need_tools!("dockerd", "docker");
+    let a = Agent::start();
+    // Docker 20.10 reads no zstd layers: the plain-layer form of the fixture.
+    let (base_id, _) = load_plain_fixture(&a, "berth-test/plain:1");
+    a.ok(&["run", "--name", "c1", "berth-test/plain:1", "sh", "-c", "echo from-berth > /foo && rm /etc/motd"]);
+    let committed = a.ok(&["commit", "c1", "berth-test/committed:1"]).trim().to_owned();
+    let x = a.dir.path().join("x.tar");
+    a.ok(&["save", "-o", p(&x), "berth-test/plain:1", "berth-test/committed:1"]);
+
+    let d = Dockerd::start(&a.dir.path().join("docker"));
+    let out = run(&mut d.docker(&["load", "-i", p(&x)]));
+    assert!(out.contains("Loaded image: berth-test/committed:1"), "{out}");
+    assert!(out.contains("Loaded image: berth-test/plain:1"), "{out}");
+    // The same image IDs (config digests) on both sides.
+    let id = |name: &str| run(&mut d.docker(&["image", "inspect", "--format", "{{.Id}}", name])).trim().to_owned();
+    assert_eq!(id("berth-test/committed:1"), committed);
+    assert_eq!(id("berth-test/plain:1"), base_id);
+    // Docker runs the committed layer as berth does: the new file, the
+    // deletion (an OCI whiteout) honoured.
+    let ran = run(&mut d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "berth-test/committed:1",
+        "sh",
+        "-c",
+        "cat /foo; test -e /etc/motd || echo motd-gone",
+    ]));
+    assert_eq!(ran, "from-berth\nmotd-gone\n");
+
+    // And back: what `docker save` writes, a fresh berthd loads and runs.
+    let y = a.dir.path().join("y.tar");
+    run(&mut d.docker(&["save", "-o", p(&y), "berth-test/committed:1"]));
+    let b = Agent::start();
+    assert_eq!(b.ok(&["load", "-i", p(&y)]), "Loaded image: berth-test/committed:1\n");
+    assert_eq!(image_id(&b, "berth-test/committed:1"), committed);
+    let ran =
+        b.ok(&["run", "--rm", "berth-test/committed:1", "sh", "-c", "cat /foo; test -e /etc/motd || echo motd-gone"]);
+    assert_eq!(ran, "from-berth\nmotd-gone\n");
 }

@@ -98,8 +98,10 @@ fn run_it_in_a_real_terminal() {
     t.cmd(&["resize-window", "-t", "s", "-x", "120", "-y", "40"]).status().unwrap();
     t.line("stty size");
     t.wait_for("40 120", 1);
-    t.line("test -t 0 && echo tty-$TERM");
+    t.line("test -t 0 && echo tty-$TERM; tty; grep -c devpts /proc/mounts");
     t.wait_for("tty-xterm", 1);
+    // The container's own devpts, as under Docker.
+    t.wait_for("/dev/pts/0", 1);
     t.line("exit 3");
     let dir = a.dir.path();
     assert_eq!(read_when_there(&dir.join("code")), "3\n");
@@ -216,6 +218,19 @@ fn exec_runs_inside_the_container() {
     let r = a.ctl(&["exec", "ghost", "true"]);
     assert!(r.stderr.contains("No such container: ghost"), "{r:?}");
 
+    // The terminal is opened in the container's /dev, which the container
+    // owns: a /dev/ptmx that is a magic link or a FIFO is refused, clearly.
+    assert_eq!(a.ok(&["exec", "-t", "web", "tty"]), "/dev/pts/0\r\n");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && ln -s /proc/self/fd/2 /dev/ptmx"]);
+    let r = a.ctl(&["exec", "-t", "web", "true"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("open a terminal in the container"), "{r:?}");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && mkfifo /dev/ptmx"]);
+    let r = a.ctl(&["exec", "-t", "web", "true"]);
+    assert!(r.stderr.contains("/dev/ptmx is not a character device"), "{r:?}");
+    a.ok(&["exec", "web", "sh", "-c", "rm /dev/ptmx && ln -s pts/ptmx /dev/ptmx"]);
+    assert_eq!(a.ok(&["exec", "-t", "web", "echo", "back"]), "back\r\n");
+
     // The exec'd processes leave nothing behind: after the container
     // stops, no process of it is left.
     a.ok(&["exec", "-d", "web", "sleep", "1000"]);
@@ -261,9 +276,10 @@ fn exec_it_in_a_real_terminal() {
     let script = "stty -g > before; berthctl exec -it web sh; echo $? > code; stty -g > after; sleep 600";
     let t = Tmux::start(&a, "exec", 70, 15, script);
     t.wait_for("/ #", 1);
-    t.line("stty size; test -t 0 && echo exec-tty-$TERM");
+    t.line("stty size; test -t 0 && echo exec-tty-$TERM; tty");
     t.wait_for("15 70", 1);
     t.wait_for("exec-tty-xterm", 1);
+    t.wait_for("/dev/pts/0", 1);
     t.line("exit 9");
     let dir = a.dir.path();
     assert_eq!(read_when_there(&dir.join("code")), "9\n");
@@ -271,4 +287,39 @@ fn exec_it_in_a_real_terminal() {
     // The container is untouched by the exec's end.
     let ps = a.ok(&["ps", "--filter", "name=web", "--format", "json"]);
     assert!(ps.contains("\"running\""), "{ps}");
+}
+
+#[test]
+fn an_interactive_container_outlives_berthd_kill9_and_is_attached_again() {
+    need_root!();
+    let mut a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "-it", "--name", "i1", IMG, "sh"]);
+    let script = "berthctl attach i1; echo $? > code1; sleep 600";
+    let t = Tmux::start(&a, "kill9", 80, 24, script);
+    std::thread::sleep(Duration::from_millis(300));
+    t.line("echo before-$((1+1))");
+    t.wait_for("before-2", 1);
+    // berthd dies under the attached client: the client ends with an
+    // error, the shell lives on in its shim.
+    a.kill9();
+    let code = read_when_there(&a.dir.path().join("code1"));
+    assert_ne!(code, "0\n");
+    a.restart();
+    let ps = a.ok(&["ps", "--filter", "name=i1", "--format", "json"]);
+    assert!(ps.contains("\"running\""), "{ps}");
+    // A new client reaches the same shell, through the new berthd.
+    let t2 = Tmux::start(&a, "kill9b", 80, 24, "berthctl attach i1; echo $? > code2; sleep 600");
+    std::thread::sleep(Duration::from_millis(300));
+    t2.line("echo after-$((2+2)); tty");
+    t2.wait_for("after-4", 1);
+    t2.wait_for("/dev/pts/0", 1);
+    t2.line("exit 6");
+    assert_eq!(read_when_there(&a.dir.path().join("code2")), "6\n");
+    let ps = a.ok(&["ps", "-a", "--filter", "name=i1"]);
+    assert!(ps.contains("Exited (6)"), "{ps}");
+    // The log has both sessions' output.
+    let logs = a.ok(&["logs", "i1"]);
+    assert!(logs.contains("before-2") && logs.contains("after-4"), "{logs}");
+    drop(t);
 }

@@ -44,6 +44,7 @@ use tar::{EntryType, Header};
 use super::export::private_merged_view;
 use super::Manager;
 use crate::error::{AgentError, Result};
+use crate::images::diff::Exactly;
 use crate::images::unpack::{read_attrs, replace, replace_with, split_path, Attrs};
 
 /// What a `CopyFrom` path names, after resolution in the container.
@@ -178,16 +179,7 @@ impl Manager {
             };
             return Ok((held, RootSpec::Live { pid, shim_pid }));
         }
-        let images = self.images.clone();
-        let image_id = rec.image_id.clone();
-        let layers = tokio::task::spawn_blocking(move || {
-            let image = images.resolve(&image_id)?;
-            images.rootfs_layers(&image)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
-        let mut dirs = vec![paths.upper()];
-        dirs.extend(layers);
+        let dirs = self.merged_dirs(&rec).await?;
         Ok((held, RootSpec::Stopped { dirs, target: paths.rootfs(), work: paths.work() }))
     }
 
@@ -482,31 +474,6 @@ impl<W: Write> TarOut<W> {
             self.entry(fd, &st, &path)?;
         }
         Ok(())
-    }
-}
-
-/// Reads exactly `left` bytes: a file that shrank while it was read is
-/// padded with zeros, one that grew is cut, so the tar stays well formed.
-struct Exactly<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Exactly<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = match self.inner.read(&mut buf[..want])? {
-            0 => {
-                buf[..want].fill(0);
-                want
-            }
-            n => n,
-        };
-        self.left -= n as u64;
-        Ok(n)
     }
 }
 

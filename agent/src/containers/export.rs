@@ -25,6 +25,22 @@ use crate::error::{AgentError, Result};
 use crate::images::diff::write_tar;
 
 impl Manager {
+    /// The directories of the container's merged view, top first: its
+    /// upper directory, then its image's layers.
+    pub(super) async fn merged_dirs(&self, rec: &super::ContainerRecord) -> Result<Vec<PathBuf>> {
+        let images = self.images.clone();
+        let image_id = rec.image_id.clone();
+        let layers = tokio::task::spawn_blocking(move || {
+            let image = images.resolve(&image_id)?;
+            images.rootfs_layers(&image)
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        let mut dirs = vec![self.paths(rec).upper()];
+        dirs.extend(layers);
+        Ok(dirs)
+    }
+
     /// Writes the container's filesystem as a tar into `out` on a thread of
     /// its own. Returns once the filesystem is mounted and writing has
     /// begun, or with the reason it could not be; a failure while writing
@@ -43,16 +59,7 @@ impl Manager {
         let held = self.lock_for(&rec.id).lock_owned().await;
         let rec = self.lookup(&rec.id)?;
         let paths = self.paths(&rec);
-        let images = self.images.clone();
-        let image_id = rec.image_id.clone();
-        let layers = tokio::task::spawn_blocking(move || {
-            let image = images.resolve(&image_id)?;
-            images.rootfs_layers(&image)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
-        let mut dirs = vec![paths.upper()];
-        dirs.extend(layers);
+        let dirs = self.merged_dirs(&rec).await?;
         let target = paths.rootfs();
 
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -239,9 +239,9 @@ fn xattrs(path: &Path) -> io::Result<(Vec<Xattr>, bool)> {
 
 /// Reads exactly `left` bytes: a file that shrank while it was read is
 /// padded with zeros and one that grew is cut, so the tar stays valid.
-struct Exactly<R> {
-    inner: R,
-    left: u64,
+pub(crate) struct Exactly<R> {
+    pub inner: R,
+    pub left: u64,
 }
 
 impl<R: Read> Read for Exactly<R> {
