@@ -85,7 +85,8 @@ fn skopeo_pushes_berth_pulls_and_runs() {
     assert_eq!(lines[0], "v1: Pulling from team/app");
     for l in &layers {
         let short = &l["sha256:".len()..][..12];
-        assert!(out.contains(&format!("{short}: Pull complete")), "{out}");
+        let states: Vec<&str> = lines.iter().filter_map(|x| x.strip_prefix(&format!("{short}: "))).collect();
+        assert_eq!(states, ["Pulling fs layer", "Verifying Checksum", "Download complete", "Pull complete"], "{out}");
     }
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert!(out.contains(&format!("Status: Downloaded newer image for {name}")), "{out}");

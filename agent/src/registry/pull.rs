@@ -61,8 +61,8 @@ pub enum PullEvent {
     /// A line about the whole pull (`latest: Pulling from library/busybox`).
     Status(String),
     /// A layer changed state: `id` is the 12-digit short digest; `status`
-    /// one of `Pulling fs layer`, `Waiting`, `Downloading`, `Download
-    /// complete`, `Pull complete`, `Already exists`.
+    /// one of `Pulling fs layer`, `Waiting`, `Downloading`, `Verifying Checksum`,
+    /// `Download complete`, `Pull complete`, `Already exists`.
     Layer { id: String, status: String, current: u64, total: u64 },
     /// The end: the digest the reference resolved to (the index's, for a
     /// multi-platform image) and the image now stored.
@@ -544,6 +544,11 @@ impl LayerJob {
             let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
         }
         drop(tx);
+        if net.is_ok() {
+            // The body is all here; the disk side finishes the digest,
+            // the unpacking and the diff ID.
+            emit(&self.events, layer_event(&self.desc, "Verifying Checksum", got)).await?;
+        }
         let stored = disk.await.map_err(|e| RegistryError::Protocol(format!("internal: layer task failed: {e}")))?;
         net?;
         emit(&self.events, layer_event(&self.desc, "Download complete", got)).await?;
