@@ -849,3 +849,26 @@ fn a_stalled_layer_fails_and_a_slow_one_does_not() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_image_loaded_from_a_docker_archive_pushes_and_skopeo_copies_it() {
+    need_registry!();
+    let reg = Registry::start(Options::default());
+    let a = Agent::start_with_config(&reg.berthd_config());
+    login(&a, &reg);
+    let name = format!("{}/from/docker:1", reg.host());
+    let path = a.dir.path().join("docker.tar");
+    let info = fixtures::docker_archive(&path, &fixtures::ImageSpec::new(&name)).expect("fixture");
+    a.ok(&["load", "-i", path.to_str().unwrap()]);
+    let out = a.ok(&["push", &name]);
+    let (digest, layers, manifest) = remote_manifest(&reg, "from/docker:1");
+    assert!(out.lines().last().unwrap().starts_with(&format!("1: digest: {digest} size: ")), "{out}");
+    assert_eq!(layers.len(), info.diff_ids.len());
+    assert_eq!(manifest["config"]["digest"], info.config_digest.as_str());
+    let copy = reg.dir.path().join("copy");
+    let out = reg.skopeo(
+        "src",
+        &["copy", &format!("docker://{}/from/docker:1", reg.host()), &format!("oci:{}:x", copy.display())],
+    );
+    assert_ok(&out, "skopeo copy from the registry");
+}
