@@ -111,10 +111,10 @@ impl Puller {
         map.entry(digest.to_owned()).or_default().clone()
     }
 
-    fn layer_unlock(&self, digest: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+    fn layer_unlock(&self, digest: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
         let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         // The map's reference and ours: nobody else waits.
-        if Arc::strong_count(&lock) == 2 {
+        if Arc::strong_count(lock) == 2 {
             map.remove(digest);
         }
     }
@@ -262,15 +262,13 @@ impl Puller {
             };
             let sem = semaphore.clone();
             let digest = l.digest().to_string();
+            let l_digest = digest.clone();
             fetches.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| RegistryError::Cancelled)?;
-                let lock = self.layer_lock(&digest);
-                let result = {
-                    let _held = lock.lock().await;
-                    job.run().await
-                };
-                self.layer_unlock(&digest, lock);
-                result.map(|f| (i, f))
+                // Dropped last, also when the pull is dropped midway.
+                let entry = Inflight { puller: self, digest, lock: self.layer_lock(&l_digest) };
+                let _held = entry.lock.lock().await;
+                job.run().await.map(|f| (i, f))
             });
         }
         let fetched: Vec<(usize, FetchedLayer)> = futures::future::try_join_all(fetches).await?;
@@ -426,6 +424,20 @@ async fn resolve(
 
 fn parse_manifest(bytes: &[u8], digest: &str) -> Result<ImageManifest, RegistryError> {
     ImageManifest::from_reader(bytes).map_err(|e| RegistryError::Protocol(format!("manifest {digest}: {e}")))
+}
+
+/// A pull's hold on the download lock of one layer digest; the map entry
+/// goes with the last holder.
+struct Inflight<'a> {
+    puller: &'a Puller,
+    digest: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.puller.layer_unlock(&self.digest, &self.lock);
+    }
 }
 
 /// One layer to download.
