@@ -317,10 +317,8 @@ fn multi_platform(reg: &Registry) -> (String, String, String) {
     other["config"]["size"] = other_config.len().into();
     let other_bytes = serde_json::to_vec(&other).unwrap();
     let other_digest = put_manifest(reg, "multi/app", "s390x", &media_type, &other_bytes);
-    let node_size = serde_json::to_vec(&manifest).unwrap().len();
     let (_, raw) =
         reg.curl(&["-H", &format!("Accept: {media_type}"), &format!("{}multi/app/manifests/node", reg.api())]);
-    assert_eq!(raw.len(), node_size.max(raw.len()));
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -871,4 +869,65 @@ fn an_image_loaded_from_a_docker_archive_pushes_and_skopeo_copies_it() {
         &["copy", &format!("docker://{}/from/docker:1", reg.host()), &format!("oci:{}:x", copy.display())],
     );
     assert_ok(&out, "skopeo copy from the registry");
+}
+
+#[test]
+fn docker_schema2_manifests_and_manifest_lists_pull() {
+    need_registry!();
+    let reg = Registry::start(Options::default());
+    // A `docker save` archive (plain tar layers, which skopeo gzips; the
+    // OCI fixture has a zstd layer, which Docker's format cannot carry).
+    let path = reg.dir.path().join("v2s2.tar");
+    fixtures::docker_archive(&path, &fixtures::ImageSpec::new("docker/app:1")).expect("fixture");
+    let out = reg.skopeo(
+        "dest",
+        &[
+            "copy",
+            "--format",
+            "v2s2",
+            &format!("docker-archive:{}", path.display()),
+            &format!("docker://{}/docker/app:1", reg.host()),
+        ],
+    );
+    assert_ok(&out, "skopeo copy --format v2s2");
+    let (digest, _, manifest) = remote_manifest(&reg, "docker/app:1");
+    assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let (_, raw) = reg.curl(&[
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        &format!("{}docker/app/manifests/1", reg.api()),
+    ]);
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let (_, config) = reg.curl(&["-L", &format!("{}docker/app/blobs/{config_digest}", reg.api())]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let arch = config["architecture"].as_str().unwrap().to_owned();
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            { "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
+              "size": raw.len(), "platform": { "os": "linux", "architecture": arch } },
+        ]
+    });
+    let list_digest = put_manifest(
+        &reg,
+        "docker/app",
+        "list",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        &serde_json::to_vec(&list).unwrap(),
+    );
+
+    let a = Agent::start_with_config(&reg.berthd_config());
+    login(&a, &reg);
+    let name = format!("{}/docker/app:1", reg.host());
+    let out = a.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    let listed = format!("{}/docker/app:list", reg.host());
+    let out = a.ok(&["pull", &listed]);
+    assert!(out.contains(&format!("Digest: {list_digest}")), "{out}");
+    let r = a.ctl(&["pull", "--platform", "linux/arm64", &listed]);
+    assert_eq!(
+        r.stderr.trim(),
+        "Error response from daemon: no matching manifest for linux/arm64 in the manifest list entries"
+    );
 }
