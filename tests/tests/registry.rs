@@ -931,3 +931,22 @@ fn docker_schema2_manifests_and_manifest_lists_pull() {
         "Error response from daemon: no matching manifest for linux/arm64 in the manifest list entries"
     );
 }
+
+#[test]
+fn one_blob_at_a_time_when_configured() {
+    need_registry!();
+    let reg = Registry::start(Options::default());
+    let config = format!("{}\n[pull]\nmax_concurrent_downloads = 1\n", reg.berthd_config());
+    let a = Agent::start_with_config(&config);
+    login(&a, &reg);
+    let name = format!("{}/one/app:1", reg.host());
+    let info = a.load_fixture(&name);
+    // Layers past the first wait, in Docker's words.
+    let out = a.ok(&["push", &name]);
+    assert_eq!(out.lines().filter(|l| l.ends_with(": Waiting")).count(), info.layer_digests.len() - 1, "{out}");
+    let b = Agent::start_with_config(&config);
+    login(&b, &reg);
+    let out = b.ok(&["pull", &name]);
+    assert_eq!(out.lines().filter(|l| l.ends_with(": Waiting")).count(), info.layer_digests.len() - 1, "{out}");
+    assert!(out.contains(&format!("Digest: {}", info.manifest_digest)), "{out}");
+}

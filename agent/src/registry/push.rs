@@ -128,7 +128,10 @@ impl Puller {
         let limit = self.config.max_concurrent_downloads(&repo.registry);
         let semaphore = Arc::new(Semaphore::new(limit));
         let mut jobs = Vec::new();
-        for ((d, shown), from) in blobs.into_iter().zip(mounts) {
+        for (n, ((d, shown), from)) in blobs.into_iter().zip(mounts).enumerate() {
+            if shown && n >= limit {
+                emit(&events, layer_event(&d, "Waiting", 0)).await?;
+            }
             let path = self.images.blob_path(d.digest().as_ref())?;
             let (session, sem, events) = (session.clone(), semaphore.clone(), events.clone());
             jobs.push(async move {
