@@ -2,7 +2,9 @@
 # Installs what berth's build, demo and tests need on a fresh Debian 12
 # machine: busybox-static (the test and demo images are made from it),
 # skopeo and umoci (the interoperability tests read and write with them),
-# tmux (the interactive tests drive a real terminal with it).
+# tmux (the interactive tests drive a real terminal with it), and for the
+# registry tests the CNCF distribution registry (Debian's docker-registry),
+# openssl (a throw-away CA) and htpasswd from apache2-utils (bcrypt users).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +15,9 @@ command -v mountpoint >/dev/null || need+=(util-linux)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v tmux >/dev/null || need+=(tmux)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v openssl >/dev/null || need+=(openssl)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

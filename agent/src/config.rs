@@ -1,7 +1,10 @@
-//! berthd's configuration: where its state lives and where the shim is.
+//! berthd's configuration: where its state lives, where the shim is, and
+//! what the config file (`--config`, TOML) says about registries.
 use std::path::PathBuf;
 
 use berth_shim::layout::Layout;
+
+use crate::registry::RegistriesConfig;
 
 /// Flags and environment of berthd, resolved.
 #[derive(Clone, Debug)]
@@ -14,6 +17,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// The `berth-shim` binary.
     pub shim: PathBuf,
+    /// Mirrors, CAs, insecure hosts, download limits (`docs/registries.md`).
+    pub registries: RegistriesConfig,
 }
 
 impl Config {

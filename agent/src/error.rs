@@ -2,6 +2,7 @@
 //! layer's own error type. The gRPC status code of each kind is chosen once,
 //! in `api::status`.
 use crate::images::ImageError;
+use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -23,6 +24,8 @@ pub enum AgentError {
     StartFailed { id: String, message: String },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error("{context}: {source}")]
     Io {
         context: String,

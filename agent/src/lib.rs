@@ -8,4 +8,5 @@ pub mod config;
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod registry;
 pub mod server;

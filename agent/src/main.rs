@@ -19,6 +19,10 @@ struct Args {
     /// The berth-shim binary (default: beside berthd, else from PATH).
     #[arg(long, env = "BERTH_SHIM")]
     shim: Option<PathBuf>,
+    /// Config file (TOML): registry mirrors, CA files, insecure
+    /// registries, download limits. See docs/registries.md.
+    #[arg(long, env = "BERTH_CONFIG_FILE")]
+    config: Option<PathBuf>,
     /// Log filter, as RUST_LOG.
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -31,11 +35,16 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let registries = match &args.config {
+        Some(path) => berth_agent::registry::RegistriesConfig::load(path)?,
+        None => berth_agent::registry::RegistriesConfig::default(),
+    };
     let config = berth_agent::config::Config {
         root: args.root,
         state: args.state,
         socket: args.socket,
         shim: args.shim.unwrap_or_else(berth_agent::config::Config::default_shim),
+        registries,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::containers::{CgroupDriver, Manager};
 use crate::error::{AgentError, IoContext, Result};
 use crate::images::ImageService;
+use crate::registry::Puller;
 
 /// Opens everything berthd owns and recovers the containers.
 pub async fn open(config: &Config) -> Result<Arc<Manager>> {
@@ -69,7 +70,10 @@ pub async fn run(config: Config) -> Result<()> {
 
     tonic::transport::Server::builder()
         .add_service(SystemServer::new(SystemApi { manager: manager.clone() }))
-        .add_service(ImagesServer::new(ImagesApi { manager: manager.clone() }))
+        .add_service(ImagesServer::new(ImagesApi {
+            manager: manager.clone(),
+            puller: Arc::new(Puller::new(config.registries.clone(), manager.images.clone())),
+        }))
         .add_service(ContainersServer::new(ContainersApi { manager }))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await

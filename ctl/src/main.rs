@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod auth;
 mod client;
 mod commands;
 mod table;

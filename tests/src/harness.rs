@@ -36,6 +36,8 @@ pub struct Agent {
     pub socket: PathBuf,
     bins: PathBuf,
     child: Option<Child>,
+    /// berthd's `--config` file, if any.
+    pub config: Option<PathBuf>,
 }
 
 /// What a berthctl call gave.
@@ -65,14 +67,35 @@ impl Agent {
 
     /// Starts berthd with its directories under `base`.
     pub fn start_in(base: &Path) -> Agent {
+        Agent::start_full(base, None)
+    }
+
+    /// Starts berthd with this text as its `--config` file (TOML).
+    pub fn start_with_config(config: &str) -> Agent {
+        let base = std::env::var_os("BERTH_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        Agent::start_full(&base, Some(config))
+    }
+
+    fn start_full(base: &Path, config: Option<&str>) -> Agent {
         std::fs::create_dir_all(base).expect("test base dir");
         let dir = tempfile::Builder::new().prefix("berth-it-").tempdir_in(base).expect("tempdir");
         let root = dir.path().join("root");
         let state = dir.path().join("state");
         let socket = dir.path().join("berthd.sock");
-        let mut agent = Agent { root, state, socket, bins: bin_dir(), child: None, dir };
+        let config = config.map(|text| {
+            let path = dir.path().join("berthd.toml");
+            std::fs::write(&path, text).expect("write berthd.toml");
+            path
+        });
+        let mut agent = Agent { root, state, socket, bins: bin_dir(), child: None, dir, config };
         agent.spawn();
         agent
+    }
+
+    /// berthctl's `DOCKER_CONFIG` directory (credentials), private to
+    /// this agent.
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker-config")
     }
 
     fn spawn(&mut self) {
@@ -81,7 +104,11 @@ impl Agent {
             .append(true)
             .open(self.dir.path().join("berthd.log"))
             .expect("berthd log");
-        let child = Command::new(self.bins.join("berthd"))
+        let mut cmd = Command::new(self.bins.join("berthd"));
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .arg("--root")
             .arg(&self.root)
             .arg("--state")
@@ -139,7 +166,7 @@ impl Agent {
 
     pub fn ctl_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.bins.join("berthctl"));
-        c.env("BERTH_SOCKET", &self.socket).args(args).stdin(Stdio::null());
+        c.env("BERTH_SOCKET", &self.socket).env("DOCKER_CONFIG", self.docker_config()).args(args).stdin(Stdio::null());
         c
     }
 

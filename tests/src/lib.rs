@@ -2,6 +2,7 @@
 
 pub mod fixtures;
 pub mod harness;
+pub mod registry;
 
 /// The fixture image most integration tests run.
 pub const IMG: &str = "berth-test/busybox:latest";

@@ -7,6 +7,8 @@ use crate::containers::{
 };
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
+use crate::registry::auth::Credentials;
+use crate::registry::{PullEvent, PullOptions, PushEvent, PushOptions};
 
 pub fn image(rec: &ImageRecord) -> pb::Image {
     pb::Image {
@@ -15,6 +17,48 @@ pub fn image(rec: &ImageRecord) -> pb::Image {
         manifest_digest: rec.manifest_digest.clone(),
         created: rec.created,
         size: rec.size,
+    }
+}
+
+fn credentials(auth: Option<pb::RegistryAuth>) -> Credentials {
+    let auth = auth.unwrap_or_default();
+    Credentials { username: auth.username, password: auth.password, identity_token: auth.identity_token }
+}
+
+pub fn pull_options(r: pb::PullRequest) -> PullOptions {
+    PullOptions { reference: r.reference, platform: r.platform, credentials: credentials(r.auth) }
+}
+
+pub fn push_options(r: pb::PushRequest) -> PushOptions {
+    PushOptions { reference: r.reference, credentials: credentials(r.auth) }
+}
+
+pub fn login_request(r: pb::LoginRequest) -> (String, Credentials) {
+    (r.registry, credentials(r.auth))
+}
+
+pub fn push_progress(ev: PushEvent) -> pb::PushProgress {
+    match ev {
+        PushEvent::Status(status) => pb::PushProgress { status, ..Default::default() },
+        PushEvent::Layer { id, status, current, total } => {
+            pb::PushProgress { id, status, current, total, result: None }
+        }
+        PushEvent::Done { tag, digest, size } => {
+            pb::PushProgress { result: Some(pb::PushResult { tag, digest, size }), ..Default::default() }
+        }
+    }
+}
+
+pub fn pull_progress(ev: PullEvent) -> pb::PullProgress {
+    match ev {
+        PullEvent::Status(status) => pb::PullProgress { status, ..Default::default() },
+        PullEvent::Layer { id, status, current, total } => {
+            pb::PullProgress { id, status, current, total, result: None }
+        }
+        PullEvent::Done { digest, image: rec, name, up_to_date } => pb::PullProgress {
+            result: Some(pb::PullResult { digest, image: Some(image(&rec)), name, up_to_date }),
+            ..Default::default()
+        },
     }
 }
 

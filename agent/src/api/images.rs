@@ -13,9 +13,11 @@ use super::{blocking, convert, ChunkWriter, CHUNK_QUEUE};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
+use crate::registry::{Puller, RegistryError};
 
 pub struct ImagesApi {
     pub manager: Arc<Manager>,
+    pub puller: Arc<Puller>,
 }
 
 /// A client upload spooled to a file under `content/ingest`, removed when
@@ -169,4 +171,76 @@ impl pb::images_server::Images for ImagesApi {
         .await?;
         Ok(Response::new(pb::PruneResponse { deleted: report.lines, reclaimed: report.reclaimed }))
     }
+
+    type PullStream = ReceiverStream<Result<pb::PullProgress, Status>>;
+
+    async fn pull(&self, req: Request<pb::PullRequest>) -> Result<Response<Self::PullStream>, Status> {
+        let opts = convert::pull_options(req.into_inner());
+        let puller = self.puller.clone();
+        let (out, rx) = mpsc::channel(PULL_QUEUE);
+        tokio::spawn(async move {
+            let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
+            let reference = opts.reference.clone();
+            let pull = puller.pull(opts, events);
+            let forward = async {
+                while let Some(ev) = ev_rx.recv().await {
+                    if out.send(Ok(convert::pull_progress(ev))).await.is_err() {
+                        // The client went away: dropping the receiver
+                        // cancels the pull.
+                        return;
+                    }
+                }
+            };
+            // Progress is buffered, so a send may not fail for a long time
+            // after the client has gone: watch for it too, and drop the
+            // pull (its downloads keep what arrived) when it does.
+            let result = tokio::select! {
+                (result, ()) = async { tokio::join!(pull, forward) } => result,
+                () = out.closed() => Err(RegistryError::Cancelled),
+            };
+            if let Err(e) = result {
+                tracing::warn!(reference, error = %e, "pull failed");
+                let _ = out.send(Err(Status::from(AgentError::from(e)))).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type PushStream = ReceiverStream<Result<pb::PushProgress, Status>>;
+
+    async fn push(&self, req: Request<pb::PushRequest>) -> Result<Response<Self::PushStream>, Status> {
+        let opts = convert::push_options(req.into_inner());
+        let puller = self.puller.clone();
+        let (out, rx) = mpsc::channel(PULL_QUEUE);
+        tokio::spawn(async move {
+            let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
+            let reference = opts.reference.clone();
+            let push = puller.push(opts, events);
+            let forward = async {
+                while let Some(ev) = ev_rx.recv().await {
+                    if out.send(Ok(convert::push_progress(ev))).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let result = tokio::select! {
+                (result, ()) = async { tokio::join!(push, forward) } => result,
+                () = out.closed() => Err(RegistryError::Cancelled),
+            };
+            if let Err(e) = result {
+                tracing::warn!(reference, error = %e, "push failed");
+                let _ = out.send(Err(Status::from(AgentError::from(e)))).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let (registry, creds) = convert::login_request(req.into_inner());
+        self.puller.login(&registry, creds).await.map_err(AgentError::from)?;
+        Ok(Response::new(pb::LoginResponse { status: "Login Succeeded".into() }))
+    }
 }
+
+/// Progress events in flight to a pulling or pushing client.
+const PULL_QUEUE: usize = 64;

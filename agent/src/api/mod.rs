@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
 use crate::error::AgentError;
-use crate::images::ImageError;
+use crate::images::{ImageError, ImageErrorKind};
+use crate::registry::RegistryErrorKind;
 
 mod containers;
 mod convert;
@@ -30,6 +31,24 @@ impl From<AgentError> for Status {
             AgentError::Image(ImageError::NotFound(_)) => Code::NotFound,
             AgentError::Image(ImageError::InvalidReference(_) | ImageError::Invalid(_)) => Code::InvalidArgument,
             AgentError::Image(ImageError::InUse(_)) => Code::FailedPrecondition,
+            AgentError::Registry(r) => match r.kind() {
+                RegistryErrorKind::InvalidArgument => Code::InvalidArgument,
+                RegistryErrorKind::NotFound => Code::NotFound,
+                RegistryErrorKind::PermissionDenied => Code::PermissionDenied,
+                RegistryErrorKind::Unauthenticated => Code::Unauthenticated,
+                RegistryErrorKind::Unavailable => Code::Unavailable,
+                RegistryErrorKind::Cancelled => Code::Cancelled,
+                RegistryErrorKind::Image => match r {
+                    crate::registry::RegistryError::Image(i) => match i.kind() {
+                        ImageErrorKind::NotFound => Code::NotFound,
+                        ImageErrorKind::InvalidArgument => Code::InvalidArgument,
+                        ImageErrorKind::FailedPrecondition => Code::FailedPrecondition,
+                        ImageErrorKind::Internal => Code::Internal,
+                    },
+                    _ => Code::Internal,
+                },
+                RegistryErrorKind::Internal => Code::Internal,
+            },
             _ => Code::Internal,
         };
         // The whole cause chain, so nothing is lost on the way to a person.

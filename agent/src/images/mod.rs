@@ -13,7 +13,9 @@
 //! * `staging` is the one pipeline `load` and `import` share: stage blobs
 //!   under `content/ingest/`, unpack into temp snapshot dirs, then publish
 //!   blobs, rename snapshots and commit the database in one step. Its drop
-//!   guard removes everything that was not committed.
+//!   guard removes everything that was not committed. [`pull`] downloads
+//!   into its own scratch space without the writer lock, then hands the
+//!   parts to the same staging.
 //! * `meta` holds the redb tables; the database is the one source of truth
 //!   for names, images and which snapshot serves which layer chain.
 //!
@@ -29,6 +31,8 @@ pub mod diff;
 pub mod filter;
 pub mod history;
 pub mod prune;
+pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod save;
 pub mod store;
@@ -52,6 +56,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use meta::{ImageMeta, Tables};
 pub use reference::Reference;
+pub(crate) use staging::chain_ids;
 use store::ContentStore;
 
 /// Why an image operation failed. The first four variants are the ones a
@@ -245,10 +250,17 @@ impl ImageService {
 
     fn clean_leftovers(&self) -> Result<(), ImageError> {
         let ingest = self.layout.ingest_dir();
+        let partial = pull::partial_dir(&self.layout);
         for entry in read_dir(&ingest)? {
+            // Partial layer downloads are kept for a retry of the pull
+            // (HTTP range), until they are old.
+            if entry == partial {
+                continue;
+            }
             remove_any(&entry)?;
             tracing::info!(path = %entry.display(), "removed interrupted ingest");
         }
+        pull::sweep_partials(&self.layout);
         let rtxn = self.db.begin_read()?;
         let tables = meta::ReadTables::open(&rtxn)?;
         let recorded: std::collections::HashSet<String> =
@@ -354,6 +366,12 @@ impl ImageService {
         let parsed = reference::parse(input)?;
         if let Some(digest) = parsed.digest() {
             let repo = parsed.name();
+            // A pull by digest records `repo@digest` as a name (the digest
+            // may be an index's, which no stored manifest has).
+            let by_digest = format!("{repo}@{digest}");
+            if let Some(id) = tables.name(&by_digest)? {
+                return found(id, Found::Name(by_digest));
+            }
             for (id, meta) in tables.images()? {
                 if meta.manifest_digest == digest
                     && tables.names_of(&id)?.iter().any(|n| reference::parse(n).is_ok_and(|r| r.name() == repo))

@@ -15,6 +15,7 @@ mod images;
 mod io;
 mod logs;
 mod prune;
+mod registry;
 mod run;
 mod system;
 
@@ -32,6 +33,14 @@ pub enum Command {
     Import(images::ImportArgs),
     /// List images
     Images(images::ImagesArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials checked, then kept in config.json)
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Give an image another name
     Tag(images::TagArgs),
     /// Remove image names (and images no name or container still needs)
@@ -100,6 +109,11 @@ impl FormatArg {
 }
 
 pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
+    // logout needs no berthd.
+    let cmd = match cmd {
+        Command::Logout(a) => return registry::logout(a).await,
+        other => other,
+    };
     let c = Client::connect(socket).await?;
     match cmd {
         Command::Version => system::version(c).await,
@@ -108,6 +122,10 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Save(a) => images::save(c, a).await,
         Command::Import(a) => images::import(c, a).await,
         Command::Images(a) => images::list(c, a).await,
+        Command::Pull(a) => registry::pull(c, a).await,
+        Command::Push(a) => registry::push(c, a).await,
+        Command::Login(a) => registry::login(c, a).await,
+        Command::Logout(_) => unreachable!("handled above"),
         Command::Tag(a) => images::tag(c, a).await,
         Command::Rmi(a) => images::rmi(c, a).await,
         Command::Commit(a) => commit::commit(c, a).await,
