@@ -18,6 +18,8 @@ command -v tmux >/dev/null || need+=(tmux)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)  # the tests' token server
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
