@@ -124,7 +124,9 @@ impl pb::containers_server::Containers for ContainersApi {
                 _ = tx.closed() => return,
             };
             match attached {
-                Ok(Attached::Live(stream)) => io::relay(m, input, stream, tx, false).await,
+                Ok(Attached::Live(stream)) => {
+                    io::relay(m, input, stream, tx, false, a.from_start.then_some(since)).await
+                }
                 Ok(Attached::Exited { id, exit_code }) => io::replay(m, id, exit_code, since, tx).await,
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
@@ -144,7 +146,7 @@ impl pb::containers_server::Containers for ContainersApi {
         let detach = x.detach;
         let stream = self.manager.exec(convert::exec_options(x)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(io::relay(self.manager.clone(), input, stream, tx, detach));
+        tokio::spawn(io::relay(self.manager.clone(), input, stream, tx, detach, None));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -16,7 +16,17 @@ pub type Out = mpsc::Sender<Result<pb::IoOut, Status>>;
 
 /// Forwards until the shim sends the exit (or the client goes away). With
 /// `detach`, ends after the `started` answer: the process runs on.
-pub async fn relay(m: Arc<Manager>, mut input: Streaming<pb::IoIn>, stream: ShimStream, out: Out, detach: bool) {
+/// `replay_since`: an attach from the start, whose output the log has from
+/// that time (Unix nanoseconds) on, should the shim vanish before it sent
+/// any (it can end just as the attach reaches it).
+pub async fn relay(
+    m: Arc<Manager>,
+    mut input: Streaming<pb::IoIn>,
+    stream: ShimStream,
+    out: Out,
+    detach: bool,
+    replay_since: Option<i64>,
+) {
     let ShimStream { id, mut rd, mut wr } = stream;
     let forward = tokio::spawn(async move {
         while let Some(Ok(msg)) = input.next().await {
@@ -26,6 +36,7 @@ pub async fn relay(m: Arc<Manager>, mut input: Streaming<pb::IoIn>, stream: Shim
             }
         }
     });
+    let mut relayed_output = false;
     loop {
         let frame = tokio::select! {
             f = berth_proto::frame::read_frame::<_, sp::Output>(&mut rd) => f,
@@ -33,6 +44,7 @@ pub async fn relay(m: Arc<Manager>, mut input: Streaming<pb::IoIn>, stream: Shim
         };
         match frame {
             Ok(Some(f)) => {
+                relayed_output |= matches!(f.kind, Some(sp::output::Kind::Data(_)));
                 let last = matches!(f.kind, Some(sp::output::Kind::Exit(_)));
                 let started = matches!(f.kind, Some(sp::output::Kind::Started(_)));
                 if out.send(Ok(convert::io_out(f))).await.is_err() || last || (started && detach) {
@@ -43,7 +55,15 @@ pub async fn relay(m: Arc<Manager>, mut input: Streaming<pb::IoIn>, stream: Shim
             // recorded exit says how it ended.
             Ok(None) | Err(_) => {
                 let code = m.wait(&id).await.map(|e| e.exit_code).unwrap_or(255);
-                let _ = out.send(Ok(exit(code))).await;
+                match replay_since.filter(|_| !relayed_output) {
+                    Some(since) => {
+                        forward.abort();
+                        return replay(m, id, code, since, out).await;
+                    }
+                    None => {
+                        let _ = out.send(Ok(exit(code))).await;
+                    }
+                }
                 break;
             }
         }
