@@ -2,7 +2,10 @@
 # Installs what berth's build, demo and tests need on a fresh Debian 12
 # machine: busybox-static (the test and demo images are made from it),
 # skopeo and umoci (the interoperability tests read and write with them),
-# tmux (the interactive tests drive a real terminal with it).
+# tmux (the interactive tests drive a real terminal with it), and
+# libseccomp-dev and pkg-config (the shim compiles seccomp profiles with
+# libseccomp, as other runtimes do; the library itself, libseccomp2, is part
+# of every Debian system).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +16,8 @@ command -v mountpoint >/dev/null || need+=(util-linux)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v tmux >/dev/null || need+=(tmux)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -123,6 +123,8 @@ pub struct ProcessPlan {
     /// it (CVE-2019-5736: a container re-executing its runtime through
     /// `/proc/self/exe` can then overwrite it on the host).
     pub shim_exe: Option<(u64, u64)>,
+    /// `linux.seccomp`, compiled; shared by the init and every exec.
+    pub seccomp: Option<std::sync::Arc<crate::seccomp::Program>>,
 }
 
 /// `process.capabilities`, in the `caps` crate's types.
@@ -170,7 +172,10 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         rootfs: RootfsPlan::new(spec, paths, annotations)?,
         hostname,
         sysctl,
-        process: process_plan(spec, annotations)?,
+        process: ProcessPlan {
+            seccomp: linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?.map(std::sync::Arc::new),
+            ..process_plan(spec, annotations)?
+        },
         log: log_limits(annotations)?,
         stdio: stdio_plan(spec, annotations),
     })
@@ -287,6 +292,7 @@ fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<Pr
         rlimits,
         oom_score_adj: process.oom_score_adj(),
         shim_exe: std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino())),
+        seccomp: None,
     })
 }
 
