@@ -172,10 +172,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         rootfs: RootfsPlan::new(spec, paths, annotations)?,
         hostname,
         sysctl,
-        process: ProcessPlan {
-            seccomp: linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?.map(std::sync::Arc::new),
-            ..process_plan(spec, annotations)?
-        },
+        process: ProcessPlan { seccomp: seccomp_plan(linux, paths)?, ..process_plan(spec, annotations)? },
         log: log_limits(annotations)?,
         stdio: stdio_plan(spec, annotations),
     })
@@ -237,6 +234,21 @@ impl ProcessPlan {
             ..self.clone()
         })
     }
+}
+
+/// `linux.seccomp` as a program: the one berthd compiled, else compiled
+/// here.
+fn seccomp_plan(
+    linux: &oci_spec::runtime::Linux,
+    paths: &ContainerPaths,
+) -> Result<Option<std::sync::Arc<crate::seccomp::Program>>, ShimError> {
+    let Some(profile) = linux.seccomp() else { return Ok(None) };
+    let program = match std::fs::read(paths.seccomp_program()) {
+        Ok(bytes) => crate::seccomp::Program::from_bytes(&bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::seccomp::compile(profile)?,
+        Err(e) => return Err(ShimError::sys(format!("read {}", paths.seccomp_program().display()), e)),
+    };
+    Ok(Some(std::sync::Arc::new(program)))
 }
 
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
