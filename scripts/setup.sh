@@ -2,9 +2,12 @@
 # Installs what berth's build, demo and tests need on a fresh Debian 12
 # machine: busybox-static (the test and demo images are made from it),
 # skopeo and umoci (the interoperability tests read and write with them),
-# tmux (the interactive tests drive a real terminal with it), and for the
+# tmux (the interactive tests drive a real terminal with it), for the
 # registry tests the CNCF distribution registry (Debian's docker-registry),
-# openssl (a throw-away CA) and htpasswd from apache2-utils (bcrypt users).
+# openssl (a throw-away CA) and htpasswd from apache2-utils (bcrypt users),
+# and libseccomp-dev and pkg-config (the shim compiles seccomp profiles with
+# libseccomp, as other runtimes do; the library itself, libseccomp2, is part
+# of every Debian system).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -20,6 +23,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)  # the tests' token server
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -273,6 +273,12 @@ pub(crate) fn exec_process(p: &ProcessPlan) -> Result<Infallible, InitError> {
             let _ = nix::unistd::fchown(fd, Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)));
         }
     }
+    // The filter goes on while the process is still root with every
+    // capability, so loading it needs no no_new_privs; what follows
+    // (setgroups, setres[ug]id, capset, prctl, execve) is allowed by it.
+    if let Some(filter) = &p.seccomp {
+        crate::seccomp::load(filter)?;
+    }
     switch_user(&user, p.capabilities.as_ref())?;
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| InitError::sys("set no_new_privs", e))?;

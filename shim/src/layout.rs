@@ -128,6 +128,12 @@ impl ContainerPaths {
     pub fn config_file(&self) -> PathBuf {
         self.dir.join("config.json")
     }
+
+    /// `linux.seccomp` of `config.json`, compiled by berthd (raw `struct
+    /// sock_filter` instructions).
+    pub fn seccomp_program(&self) -> PathBuf {
+        self.dir.join("seccomp.bpf")
+    }
     /// The writable layer.
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")

@@ -31,6 +31,7 @@ pub mod namespaces;
 pub mod pty;
 pub mod reaper;
 pub mod rootfs;
+pub mod seccomp;
 pub mod service;
 pub mod spec;
 pub mod stdio;

@@ -123,6 +123,8 @@ pub struct ProcessPlan {
     /// it (CVE-2019-5736: a container re-executing its runtime through
     /// `/proc/self/exe` can then overwrite it on the host).
     pub shim_exe: Option<(u64, u64)>,
+    /// `linux.seccomp`, compiled; shared by the init and every exec.
+    pub seccomp: Option<std::sync::Arc<crate::seccomp::Program>>,
 }
 
 /// `process.capabilities`, in the `caps` crate's types.
@@ -170,7 +172,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         rootfs: RootfsPlan::new(spec, paths, annotations)?,
         hostname,
         sysctl,
-        process: process_plan(spec, annotations)?,
+        process: ProcessPlan { seccomp: seccomp_plan(linux, paths)?, ..process_plan(spec, annotations)? },
         log: log_limits(annotations)?,
         stdio: stdio_plan(spec, annotations),
     })
@@ -234,6 +236,21 @@ impl ProcessPlan {
     }
 }
 
+/// `linux.seccomp` as a program: the one berthd compiled, else compiled
+/// here.
+fn seccomp_plan(
+    linux: &oci_spec::runtime::Linux,
+    paths: &ContainerPaths,
+) -> Result<Option<std::sync::Arc<crate::seccomp::Program>>, ShimError> {
+    let Some(profile) = linux.seccomp() else { return Ok(None) };
+    let program = match std::fs::read(paths.seccomp_program()) {
+        Ok(bytes) => crate::seccomp::Program::from_bytes(&bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::seccomp::compile(profile)?,
+        Err(e) => return Err(ShimError::sys(format!("read {}", paths.seccomp_program().display()), e)),
+    };
+    Ok(Some(std::sync::Arc::new(program)))
+}
+
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
     let list: Vec<PathBuf> = serde_json::from_str(json)
         .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_JOIN}: {e}")))?;
@@ -287,6 +304,7 @@ fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<Pr
         rlimits,
         oom_score_adj: process.oom_score_adj(),
         shim_exe: std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino())),
+        seccomp: None,
     })
 }
 

@@ -328,3 +328,45 @@ fn long_state_paths_still_reach_the_shim() {
     let r = a.ctl(&["run", "--rm", IMG, "echo", "ok"]);
     assert_eq!(r.stdout, "ok\n", "{r:?}");
 }
+
+#[test]
+fn seccomp_default_profile_for_the_init_and_every_exec() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    // Mode 2 (filter), one filter, in the container's process...
+    let status = a.ok(&["run", "--rm", IMG, "grep", "Seccomp", "/proc/self/status"]);
+    assert!(status.contains("Seccomp:\t2\n"), "{status}");
+    // ...which may not make namespaces, even a user namespace (which needs
+    // no capability, so only the filter stops it) or mount anything.
+    let r = a.ctl(&["run", "--rm", IMG, "unshare", "-U", "true"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:?}");
+    // What ordinary programs do still works: fork, threads of a shell
+    // pipeline, chroot (a default capability), sockets, personality query.
+    let out = a.ok(&[
+        "run",
+        "--rm",
+        IMG,
+        "sh",
+        "-c",
+        "echo a | cat; chroot / true && echo chroot-ok; nc -w 1 127.0.0.1 9 </dev/null 2>&1 | grep -c 'not permitted'; echo end",
+    ]);
+    assert_eq!(out, "a\nchroot-ok\n0\nend\n");
+    // An exec'd process gets the same filter.
+    a.ok(&["run", "-d", "--name", "s1", IMG, "sleep", "600"]);
+    let status = a.ok(&["exec", "s1", "grep", "Seccomp", "/proc/self/status"]);
+    assert!(status.contains("Seccomp:\t2\n"), "{status}");
+    let r = a.ctl(&["exec", "s1", "unshare", "-U", "true"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    // The profile is in the container's spec, as other OCI tools read it.
+    let id = a.id_of("s1");
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.root.join("containers").join(&id).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO", "{}", spec["linux"]["seccomp"]);
+    // berthd compiled it (once) for the shim: whole sock_filter records.
+    let program = std::fs::read(a.root.join("containers").join(&id).join("seccomp.bpf")).unwrap();
+    assert!(program.len() > 800 && program.len() % 8 == 0, "{} bytes", program.len());
+}

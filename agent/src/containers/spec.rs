@@ -82,6 +82,8 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .cgroups_path(PathBuf::from("/").join(inputs.cgroup_path))
         .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
+        // Docker's default profile, for Docker's default capabilities.
+        .seccomp(berth_shim::seccomp::default_profile())
         .build()
         .map_err(spec_err)?;
 

@@ -45,6 +45,11 @@ impl Manager {
         )?;
         let bytes = serde_json::to_vec_pretty(&spec)?;
         atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
+        // Compiled once per berthd; rewritten at each start, before the shim
+        // that reads it exists, so it needs no fsync.
+        let program = berth_shim::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
+        std::fs::write(paths.seccomp_program(), program.to_bytes())
+            .context(|| format!("write {}", paths.seccomp_program().display()))?;
 
         let t_shim = std::time::Instant::now();
         let prepared_us = t0.elapsed().as_micros() as u64;
