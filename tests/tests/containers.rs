@@ -368,5 +368,5 @@ fn seccomp_default_profile_for_the_init_and_every_exec() {
     assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO", "{}", spec["linux"]["seccomp"]);
     // berthd compiled it (once) for the shim: whole sock_filter records.
     let program = std::fs::read(a.root.join("containers").join(&id).join("seccomp.bpf")).unwrap();
-    assert!(program.len() > 800 && program.len() % 8 == 0, "{} bytes", program.len());
+    assert!(program.len() > 800 && program.len().is_multiple_of(8), "{} bytes", program.len());
 }
