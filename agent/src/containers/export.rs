@@ -28,6 +28,13 @@ impl Manager {
     /// The directories of the container's merged view, top first: its
     /// upper directory, then its image's layers.
     pub(super) async fn merged_dirs(&self, rec: &super::ContainerRecord) -> Result<Vec<PathBuf>> {
+        let mut dirs = vec![self.paths(rec).upper()];
+        dirs.extend(self.image_layers(rec).await?);
+        Ok(dirs)
+    }
+
+    /// The snapshot directories of the container's image, top first.
+    pub(super) async fn image_layers(&self, rec: &super::ContainerRecord) -> Result<Vec<PathBuf>> {
         let images = self.images.clone();
         let image_id = rec.image_id.clone();
         let layers = tokio::task::spawn_blocking(move || {
@@ -36,9 +43,7 @@ impl Manager {
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))??;
-        let mut dirs = vec![self.paths(rec).upper()];
-        dirs.extend(layers);
-        Ok(dirs)
+        Ok(layers)
     }
 
     /// Writes the container's filesystem as a tar into `out` on a thread of

@@ -22,14 +22,7 @@ impl Manager {
         }
         let paths = self.paths(&rec);
 
-        let images = self.images.clone();
-        let image_id = rec.image_id.clone();
-        let lower = tokio::task::spawn_blocking(move || {
-            let image = images.resolve(&image_id)?;
-            images.rootfs_layers(&image)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        let lower = self.image_layers(&rec).await?;
 
         // A restart keeps the writable layer and the log, not the old exit.
         let _ = std::fs::remove_file(paths.exit_file());

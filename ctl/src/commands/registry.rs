@@ -75,6 +75,16 @@ impl Progress {
         Self { tty: std::io::stdout().is_terminal(), lines: HashMap::new(), count: 0, last: HashMap::new() }
     }
 
+    /// A progress message: a line about the whole pull or push (no `id`),
+    /// or a layer's.
+    fn show(&mut self, id: &str, status: &str, current: u64, total: u64) {
+        if id.is_empty() {
+            self.line(status);
+        } else {
+            self.layer(id, status, current, total);
+        }
+    }
+
     fn line(&mut self, text: &str) {
         println!("{text}");
         if self.tty {
@@ -176,13 +186,8 @@ pub async fn pull(mut c: Client, a: PullArgs) -> Result<u8> {
             println!("{}", r.name);
             continue;
         }
-        if a.quiet {
-            continue;
-        }
-        if msg.id.is_empty() {
-            p.line(&msg.status);
-        } else {
-            p.layer(&msg.id, &msg.status, msg.current, msg.total);
+        if !a.quiet {
+            p.show(&msg.id, &msg.status, msg.current, msg.total);
         }
     }
     Ok(0)
@@ -201,13 +206,8 @@ pub async fn push(mut c: Client, a: PushArgs) -> Result<u8> {
             }
             continue;
         }
-        if a.quiet {
-            continue;
-        }
-        if msg.id.is_empty() {
-            p.line(&msg.status);
-        } else {
-            p.layer(&msg.id, &msg.status, msg.current, msg.total);
+        if !a.quiet {
+            p.show(&msg.id, &msg.status, msg.current, msg.total);
         }
     }
     Ok(0)
