@@ -35,6 +35,54 @@ pub enum UserError {
     NoUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    /// A uid or gid of 2^32-1 or more, or a negative one: `-1` means
+    /// "leave unchanged" to `setresuid(2)`, so the process would stay root.
+    #[error("invalid {kind} {value:?}: out of range (0 to 4294967294)")]
+    OutOfRange { kind: &'static str, value: String },
+}
+
+/// The largest id a process may be given: `(uid_t)-1` is "unchanged" to
+/// `setresuid(2)`/`setresgid(2)`, so asking for it would keep root.
+pub const MAX_ID: u32 = u32::MAX - 1;
+
+/// Checks the numeric parts of a `user[:group]` as a person gave it
+/// (`-u`, an image's `USER`, `exec -u`) before anything runs: a number
+/// that does not fit, `4294967295`, or a negative one is refused. Names are
+/// left to the resolution inside the container.
+pub fn check_user(spec: &str) -> Result<(), UserError> {
+    let (user, group) = spec.trim().split_once(':').unwrap_or((spec.trim(), ""));
+    check_part("uid", user)?;
+    check_part("gid", group)
+}
+
+fn check_part(kind: &'static str, part: &str) -> Result<(), UserError> {
+    let digits = part.strip_prefix(['-', '+']).unwrap_or(part);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    match part.parse::<u64>() {
+        Ok(n) if n <= u64::from(MAX_ID) => Ok(()),
+        _ => Err(UserError::OutOfRange { kind, value: part.to_owned() }),
+    }
+}
+
+impl ExecUser {
+    /// Refuses an identity that `setresuid`/`setresgid`/`setgroups` would
+    /// not apply (wherever it came from: a number, the container's own
+    /// passwd or group file, the spec).
+    fn checked(self) -> Result<Self, UserError> {
+        let bad = |kind, v: u32| UserError::OutOfRange { kind, value: v.to_string() };
+        if self.uid > MAX_ID {
+            return Err(bad("uid", self.uid));
+        }
+        if self.gid > MAX_ID {
+            return Err(bad("gid", self.gid));
+        }
+        if let Some(&g) = self.groups.iter().find(|&&g| g > MAX_ID) {
+            return Err(bad("gid", g));
+        }
+        Ok(self)
+    }
 }
 
 impl UserRequest {
@@ -57,6 +105,10 @@ impl UserRequest {
     /// Resolves the request against the contents of `/etc/passwd` and
     /// `/etc/group` (`None` when a file is missing).
     pub fn resolve(&self, passwd: Option<&str>, group: Option<&str>) -> Result<ExecUser, UserError> {
+        self.resolve_unchecked(passwd, group)?.checked()
+    }
+
+    fn resolve_unchecked(&self, passwd: Option<&str>, group: Option<&str>) -> Result<ExecUser, UserError> {
         let passwd = passwd.unwrap_or("");
         let group = group.unwrap_or("");
         match self {
@@ -184,6 +236,44 @@ mod tests {
         ];
         for (req, want) in cases {
             assert_eq!(req.resolve(Some(PASSWD), Some(GROUP)), want, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn ids_that_would_stay_root_are_refused() {
+        let max = |kind: &'static str, v: &str| Err(UserError::OutOfRange { kind, value: v.into() });
+        let hostile = "evil:x:4294967295:4294967295::/:/bin/sh\nroot:x:0:0::/root:/bin/sh\n";
+        let groups = "bad:x:4294967295:root\n";
+        let cases: Vec<(UserRequest, Result<ExecUser, UserError>)> = vec![
+            (named("4294967295", None, &[]), max("uid", "4294967295")),
+            (named("0", Some("4294967295"), &[]), max("gid", "4294967295")),
+            (named("evil", None, &[]), max("uid", "4294967295")),
+            (named("root", None, &[]), max("gid", "4294967295")),
+            (named("0", None, &[u32::MAX]), max("gid", "4294967295")),
+            (UserRequest::Ids { uid: u32::MAX, gid: 0, additional_gids: vec![] }, max("uid", "4294967295")),
+            (UserRequest::Ids { uid: 0, gid: u32::MAX, additional_gids: vec![] }, max("gid", "4294967295")),
+            (named("4294967294", None, &[]), Ok(who(4294967294, 0, &[], "/"))),
+        ];
+        for (req, want) in cases {
+            assert_eq!(req.resolve(Some(hostile), Some(groups)), want, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_forms_checked_up_front() {
+        for ok in ["", "0", "1000", "4294967294", "guest", "guest:staff", "1000:1000", "0:4294967294"] {
+            assert_eq!(check_user(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            ("4294967295", "invalid uid \"4294967295\": out of range (0 to 4294967294)"),
+            ("-1", "invalid uid \"-1\": out of range (0 to 4294967294)"),
+            ("18446744073709551615", "invalid uid \"18446744073709551615\": out of range (0 to 4294967294)"),
+            ("99999999999999999999999", "invalid uid \"99999999999999999999999\": out of range (0 to 4294967294)"),
+            ("0:4294967295", "invalid gid \"4294967295\": out of range (0 to 4294967294)"),
+            ("guest:-1", "invalid gid \"-1\": out of range (0 to 4294967294)"),
+        ];
+        for (input, text) in cases {
+            assert_eq!(check_user(input).unwrap_err().to_string(), text, "{input}");
         }
     }
 

@@ -101,6 +101,7 @@ impl Manager {
             open_stdin: opts.open_stdin,
             console: opts.console,
         };
+        berth_shim::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(
                 "the working directory '{}' is invalid, it needs to be an absolute path",

@@ -124,11 +124,13 @@ impl Manager {
                 "the working directory '{cwd}' is invalid, it needs to be an absolute path"
             )));
         }
+        let user = pick(&opts.user, &rec.process.user);
+        berth_shim::user::check_user(&user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         let kind = Kind::Exec(ExecRequest {
             args: opts.cmd.clone(),
             env,
             cwd,
-            user: pick(&opts.user, &rec.process.user),
+            user,
             tty: opts.tty,
             stdin: opts.stdin,
             width: u32::from(opts.console.0),

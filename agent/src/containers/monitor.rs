@@ -100,12 +100,26 @@ impl Manager {
         let _ = std::fs::remove_dir_all(paths.state_dir());
         drop(guard);
         if rec.auto_remove {
-            self.wait_for_log_readers(id).await;
-            if let Err(e) = Box::pin(self.remove(id, false)).await {
-                tracing::warn!(id = %&id[..12], error = %e, "auto-remove");
-            }
+            // Its own task: the caller may be one of the log readers the
+            // removal waits for (a `logs -f` that noticed the exit first
+            // and finalised it), and would otherwise wait for itself until
+            // the grace ran out.
+            tokio::spawn(self.clone().auto_remove(id.to_owned()));
         }
         Ok(())
+    }
+
+    /// The removal of an auto-remove container once its log readers are
+    /// done. Boxed as `dyn Future + Send`: it calls `remove`, which can
+    /// finalise an exit, which spawns this; the box cuts that cycle of
+    /// future types.
+    fn auto_remove(self: Arc<Self>, id: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            self.wait_for_log_readers(&id).await;
+            if let Err(e) = self.remove(&id, false).await {
+                tracing::warn!(id = %&id[..12], error = %e, "auto-remove");
+            }
+        })
     }
 
     /// Waits until the container has exited and returns its code and error.

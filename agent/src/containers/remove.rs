@@ -9,28 +9,40 @@ use crate::error::{AgentError, Result};
 impl Manager {
     #[tracing::instrument(skip_all, fields(id = %key))]
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<String> {
-        let rec = self.refresh(key).await?;
-        if !rec.state.status.can_remove() {
-            if !force {
-                return Err(AgentError::FailedPrecondition(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    rec.name
-                )));
+        let mut rec = self.refresh(key).await?;
+        // `rm -f` wins whatever it finds: a start that completes between
+        // the kill and the lock makes it kill again (a start holds the
+        // container's lock, so this converges once the start is done).
+        let mut tries = 0;
+        let (rec, _held) = loop {
+            if !rec.state.status.can_remove() {
+                if !force {
+                    return Err(AgentError::FailedPrecondition(format!(
+                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                        rec.name
+                    )));
+                }
+                let _ = self.kill(&rec.id, "KILL").await;
+                if !self.wait_exit(&rec.id, Duration::from_secs(10)).await {
+                    return Err(AgentError::Internal(format!("container {} did not die after SIGKILL", rec.name)));
+                }
             }
-            let _ = self.kill(&rec.id, "KILL").await;
-            if !self.wait_exit(&rec.id, Duration::from_secs(10)).await {
-                return Err(AgentError::Internal(format!("container {} did not die after SIGKILL", rec.name)));
+            let lock = self.lock_for(&rec.id);
+            let held = lock.lock_owned().await;
+            let Some(now) = self.get_record(&rec.id)? else {
+                // Removed meanwhile (auto-remove): nothing left to do.
+                return Ok(rec.id);
+            };
+            if now.state.status.can_remove() {
+                break (now, held);
             }
-        }
-        let lock = self.lock_for(&rec.id);
-        let _held = lock.lock().await;
-        let Some(rec) = self.get_record(&rec.id)? else {
-            // Removed meanwhile (auto-remove): nothing left to do.
-            return Ok(rec.id);
+            tries += 1;
+            if !force || tries >= 5 {
+                return Err(AgentError::FailedPrecondition(format!("container {} is running", now.name)));
+            }
+            drop(held);
+            rec = self.refresh(&now.id).await?;
         };
-        if !rec.state.status.can_remove() {
-            return Err(AgentError::FailedPrecondition(format!("container {} is running", rec.name)));
-        }
         let paths = self.paths(&rec);
         self.delete_record(&rec.id)?;
         let _ = self.cgroups.remove(&rec.id);

@@ -1,0 +1,115 @@
+//! Hardening: what a hostile container, a hostile image or bad luck must not
+//! be able to do. Real berthd, real shims, real kernel.
+use std::time::Duration;
+
+use berth_tests::harness::Agent;
+use berth_tests::{need_root, IMG};
+
+/// `(uid_t)-1` means "unchanged" to setresuid: asked for, the process would
+/// stay root with every capability. Every way of asking for it is refused.
+#[test]
+fn uid_and_gid_that_would_stay_root_are_refused() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    for user in ["4294967295", "0:4294967295", "4294967295:0", "-1", "berth:-1", "99999999999999999999"] {
+        let flag = format!("--user={user}");
+        let r = a.ctl(&["run", "--rm", &flag, IMG, "id"]);
+        assert_eq!(r.code, 125, "run -u {user}: {r:?}");
+        assert!(r.stderr.contains("out of range (0 to 4294967294)"), "run -u {user}: {r:?}");
+        assert!(!r.stdout.contains("uid=0"), "run -u {user}: {r:?}");
+    }
+    // The largest valid uid runs, as itself.
+    let r = a.ctl(&["run", "--rm", "-u", "4294967294:4294967294", IMG, "id", "-u"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "4294967294"), "{r:?}");
+
+    // An image whose USER is -1.
+    a.ok(&["create", "--name", "base", IMG, "true"]);
+    a.ok(&["commit", "-c", "USER 4294967295", "base", "evil/user:1"]);
+    let r = a.ctl(&["run", "--rm", "evil/user:1", "id"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("invalid uid \"4294967295\""), "{r:?}");
+
+    // exec -u into a running container.
+    a.ok(&["run", "-d", "--name", "idle", IMG, "sleep", "600"]);
+    for user in ["4294967295", "0:4294967295", "-1"] {
+        let flag = format!("--user={user}");
+        let r = a.ctl(&["exec", &flag, "idle", "id"]);
+        assert_ne!(r.code, 0, "exec -u {user}: {r:?}");
+        assert!(r.stderr.contains("out of range"), "exec -u {user}: {r:?}");
+        assert!(!r.stdout.contains("uid=0"), "exec -u {user}: {r:?}");
+    }
+    let r = a.ctl(&["exec", "-u", "1000", "idle", "id", "-u"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "1000"), "{r:?}");
+    a.ok(&["rm", "-f", "idle"]);
+}
+
+/// A container's own /etc/passwd naming uid 4294967295 does not make its
+/// user root: the start fails as for any unusable user.
+#[test]
+fn passwd_entry_with_uid_minus_one_is_refused() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&[
+        "run",
+        "--name",
+        "base",
+        IMG,
+        "sh",
+        "-c",
+        "echo 'evil:x:4294967295:4294967295::/:/bin/sh' >> /etc/passwd",
+    ]);
+    a.ok(&["commit", "base", "evil/passwd:1"]);
+    let r = a.ctl(&["run", "--rm", "-u", "evil", "evil/passwd:1", "id"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("out of range"), "{r:?}");
+    assert!(!r.stdout.contains("uid=0"), "{r:?}");
+}
+
+/// Many `run --rm` at once all finish, and none of their removals waits out
+/// the log readers' grace (it used to wait for itself: 30 s each).
+#[test]
+fn concurrent_auto_removes_do_not_wait_for_themselves() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            a.ctl_cmd(&["run", "--rm", IMG, "echo", &format!("run {i}")])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn berthctl")
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("wait berthctl");
+        assert!(out.status.success(), "run {i}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run {i}\n"));
+    }
+    Agent::eventually("every container removed", Duration::from_secs(20), || {
+        a.ok(&["ps", "-aq"]).trim().is_empty()
+    });
+    let log = a.agent_log();
+    assert!(!log.contains("while its log is still being read"), "{log}");
+}
+
+/// `rm -f` wins against a `start` running at the same time, whatever state
+/// it finds.
+#[test]
+fn force_remove_wins_against_a_concurrent_start() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    for i in 0..8 {
+        let name = format!("race{i}");
+        a.ok(&["create", "--name", &name, IMG, "sleep", "600"]);
+        let start = a.ctl_cmd(&["start", &name]).spawn().expect("spawn start");
+        let r = a.ctl(&["rm", "-f", &name]);
+        assert_eq!(r.code, 0, "rm -f {name}: {r:?}");
+        let _ = start.wait_with_output();
+        let r = a.ctl(&["inspect", &name]);
+        assert_ne!(r.code, 0, "{name} still exists: {r:?}");
+    }
+    assert!(a.ok(&["ps", "-aq"]).trim().is_empty());
+}
