@@ -51,15 +51,7 @@ fn passwd_entry_with_uid_minus_one_is_refused() {
     need_root!();
     let a = Agent::start();
     a.load_fixture(IMG);
-    a.ok(&[
-        "run",
-        "--name",
-        "base",
-        IMG,
-        "sh",
-        "-c",
-        "echo 'evil:x:4294967295:4294967295::/:/bin/sh' >> /etc/passwd",
-    ]);
+    a.ok(&["run", "--name", "base", IMG, "sh", "-c", "echo 'evil:x:4294967295:4294967295::/:/bin/sh' >> /etc/passwd"]);
     a.ok(&["commit", "base", "evil/passwd:1"]);
     let r = a.ctl(&["run", "--rm", "-u", "evil", "evil/passwd:1", "id"]);
     assert_eq!(r.code, 125, "{r:?}");
@@ -87,9 +79,7 @@ fn concurrent_auto_removes_do_not_wait_for_themselves() {
         assert!(out.status.success(), "run {i}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run {i}\n"));
     }
-    Agent::eventually("every container removed", Duration::from_secs(20), || {
-        a.ok(&["ps", "-aq"]).trim().is_empty()
-    });
+    Agent::eventually("every container removed", Duration::from_secs(20), || a.ok(&["ps", "-aq"]).trim().is_empty());
     let log = a.agent_log();
     assert!(!log.contains("while its log is still being read"), "{log}");
 }
@@ -112,4 +102,54 @@ fn force_remove_wins_against_a_concurrent_start() {
         assert_ne!(r.code, 0, "{name} still exists: {r:?}");
     }
     assert!(a.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+/// Root in a container may make device nodes (as in Docker) but not use
+/// any beyond the standard ones: not a disk, a loop device, `/dev/kmsg`,
+/// `/dev/tty0`.
+#[test]
+fn host_devices_are_out_of_reach() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let script = "head -c 4 /dev/zero | od -An -tx1 && echo null-ok > /dev/null && echo std-ok; \
+         mknod /loop0 b 7 0 && echo mknod-ok; \
+         head -c 1 /loop0 || echo loop-denied; \
+         mknod /sda b 8 0 && (head -c 1 /sda || echo disk-denied); \
+         mknod /kmsg c 1 11 && (echo pwned > /kmsg || echo kmsg-denied); \
+         mknod /tty0 c 4 0 && (echo x > /tty0 || echo tty0-denied)";
+    let r = a.ctl(&["run", "--rm", IMG, "sh", "-c", script]);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    for want in ["00 00 00 00", "std-ok", "mknod-ok", "loop-denied", "disk-denied", "kmsg-denied", "tty0-denied"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    assert!(out.contains("Operation not permitted"), "{out}");
+
+    // A device node that comes in an image, world-writable, is no way in
+    // for an unprivileged user either.
+    a.ok(&[
+        "run",
+        "--name",
+        "maker",
+        IMG,
+        "sh",
+        "-c",
+        "mknod /kmsg c 1 11 && mknod /loop b 7 0 && chmod 666 /kmsg /loop",
+    ]);
+    a.ok(&["commit", "maker", "evil/devices:1"]);
+    let r = a.ctl(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "evil/devices:1",
+        "sh",
+        "-c",
+        "ls -l /kmsg /loop; echo pwned > /kmsg || echo kmsg-denied; head -c 1 /loop || echo loop-denied",
+    ]);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("crw-rw-rw-"), "the node came with the image: {out}");
+    for want in ["kmsg-denied", "loop-denied", "Operation not permitted"] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
 }

@@ -57,7 +57,26 @@ impl CgroupDriver {
     /// writes `0` into to join it.
     pub fn create(&self, id: &str) -> Result<Vec<PathBuf>> {
         let cg = Cgroup::new(hierarchies::auto(), self.path_of(id)).map_err(|e| self.err(id, e))?;
+        self.restrict_devices(&cg, id)?;
         Ok(self.join_files(&cg, id))
+    }
+
+    /// Docker's device policy (`devices.rs`), before any process joins: v1
+    /// through the devices controller's files, v2 through a device program.
+    /// A host without either cannot confine devices: the start fails rather
+    /// than run a container that can open the host's disks.
+    fn restrict_devices(&self, cg: &Cgroup, id: &str) -> Result<()> {
+        if cg.v2() {
+            let dir = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id));
+            return super::devices::apply_v2(&dir).map_err(|e| self.err(id, e));
+        }
+        let dir = cg
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().to_path_buf())
+            .find(|p| p.join("devices.allow").exists())
+            .ok_or_else(|| self.err(id, "no devices controller: cannot confine the container's devices"))?;
+        super::devices::apply_v1(&dir).map_err(|e| self.err(id, format!("{}: {e}", dir.display())))
     }
 
     /// On v1 the init joins through `tasks`, not `cgroup.procs`: moving the

@@ -23,6 +23,7 @@ mod cgroup;
 mod commit;
 mod copy;
 mod create;
+mod devices;
 mod export;
 mod io;
 mod list;

@@ -84,6 +84,14 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
         // Docker's default profile, for Docker's default capabilities.
         .seccomp(berth_shim::seccomp::default_profile())
+        // What berthd enforces through the cgroup (`devices.rs`), for any
+        // OCI tool that reads the bundle.
+        .resources(
+            oci_spec::runtime::LinuxResourcesBuilder::default()
+                .devices(super::devices::spec_rules())
+                .build()
+                .map_err(spec_err)?,
+        )
         .build()
         .map_err(spec_err)?;
 
