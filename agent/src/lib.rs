@@ -10,3 +10,4 @@ pub mod error;
 pub mod images;
 pub mod registry;
 pub mod server;
+pub mod shim_binary;

@@ -14,9 +14,10 @@ use crate::containers::{CgroupDriver, Manager};
 use crate::error::{AgentError, IoContext, Result};
 use crate::images::ImageService;
 use crate::registry::Puller;
+use crate::shim_binary::SealedShim;
 
 /// Opens everything berthd owns and recovers the containers.
-pub async fn open(config: &Config) -> Result<Arc<Manager>> {
+pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager>> {
     let layout = config.layout();
     std::fs::create_dir_all(layout.root()).context(|| format!("create {}", layout.root().display()))?;
     std::fs::create_dir_all(layout.state()).context(|| format!("create {}", layout.state().display()))?;
@@ -34,14 +35,19 @@ pub async fn open(config: &Config) -> Result<Arc<Manager>> {
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??
     };
-    let manager = Manager::new(layout, db, Arc::new(images), config.shim.clone(), CgroupDriver::default())?;
+    let manager = Manager::new(layout, db, Arc::new(images), shim.to_path_buf(), CgroupDriver::default())?;
     manager.recover().await?;
     Ok(manager)
 }
 
 /// Serves until a stop signal.
 pub async fn run(config: Config) -> Result<()> {
-    let manager = open(&config).await?;
+    // The shim runs from a read-only view of its binary (`shim_binary.rs`),
+    // detached again when berthd stops.
+    let layout = config.layout();
+    std::fs::create_dir_all(layout.state()).context(|| format!("create {}", layout.state().display()))?;
+    let sealed = SealedShim::mount(&config.shim, layout.state())?;
+    let manager = open(&config, sealed.path()).await?;
 
     let socket = &config.socket;
     if let Some(dir) = socket.parent() {
@@ -79,5 +85,6 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .map_err(|e| AgentError::Internal(format!("grpc server: {e}")))?;
     let _ = std::fs::remove_file(socket);
+    drop(sealed);
     Ok(())
 }

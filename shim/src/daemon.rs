@@ -39,6 +39,18 @@ use crate::spec;
 
 /// Runs `berth-shim start`; returns the foreground's exit code.
 pub fn run(config: StartConfig) -> i32 {
+    // Non-dumpable for its whole life, and so are its forked children (the
+    // flag belongs to the address space, copied by fork, reset by execve):
+    // between the clone of an exec'd process into the container's pid
+    // namespace and its execve, root in the container could otherwise open
+    // `/proc/<pid>/exe` (the host's shim binary: CVE-2019-5736), its
+    // `fd/` (the report pipe) or its memory. Only CAP_SYS_PTRACE in the
+    // host's user namespace passes now (ptrace(2), "Ptrace access mode
+    // checking"); the container has none.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("{}", ShimError::sys("prctl(PR_SET_DUMPABLE, 0)", e));
+        return 1;
+    }
     // Nothing berthd's process had open belongs to a container.
     if let Err(e) = init::close_fds_except(&[]) {
         eprintln!("close inherited fds: {e}");

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 
 use crate::error::ShimError;
 use crate::init::{self, InitError, Stdio};
-use crate::pty;
+use crate::pty::{self, FdIo};
 use crate::spec::ProcessPlan;
 
 /// The shim's ends of a process's stdio (the init's or an exec'd one's).
@@ -62,8 +62,57 @@ pub struct ExecTarget<'a> {
 }
 
 /// Starts the process; `register` is called with its pid before anything
-/// can reap it. Returns once it has exec'd, or with why it could not.
-pub fn spawn(target: &ExecTarget<'_>, register: impl FnOnce(Pid)) -> Result<(Pid, ProcessIo), ShimError> {
+/// can reap it. Returns once it has exec'd, or with why it could not, or
+/// after `deadline` (the child is killed then). The wait for its report is
+/// awaited on the runtime, so the shim serves its other clients (stop,
+/// kill, other execs) meanwhile, whatever the container does to the child.
+pub async fn spawn(
+    target: &ExecTarget<'_>,
+    register: impl FnOnce(Pid),
+    deadline: std::time::Duration,
+) -> Result<(Pid, ProcessIo), ShimError> {
+    let (pid, report_r, io) = clone_child(target, register)?;
+    let report = FdIo::new(report_r).map_err(|e| ShimError::sys("watch the exec report", e))?;
+    let read = async {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match report.read(&mut buf).await {
+                Ok(0) => return Ok(all),
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(deadline, read).await;
+    let kill = || {
+        // Registered: the reaper collects it.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    };
+    match outcome {
+        Ok(Ok(report)) if report.is_empty() => {}
+        Ok(Ok(report)) => return Err(init::report_error(&report, None)),
+        Ok(Err(e)) => {
+            kill();
+            return Err(init::report_error(&[], Some(e)));
+        }
+        Err(_) => {
+            kill();
+            return Err(init::exec_timed_out(deadline));
+        }
+    }
+    match io.finish() {
+        Ok(io) => Ok((pid, io)),
+        Err(e) => {
+            kill();
+            Err(e)
+        }
+    }
+}
+
+/// The clone into the container: returns the child's pid, the read end of
+/// its report pipe and the shim's ends of its stdio.
+fn clone_child(target: &ExecTarget<'_>, register: impl FnOnce(Pid)) -> Result<(Pid, OwnedFd, PendingIo), ShimError> {
     let (stdio, io) = process_stdio(target.terminal, target.stdin)?;
     // The namespaces first: all but pid are joined by the child, mount last.
     let ns = |name: &str| {
@@ -83,12 +132,13 @@ pub fn spawn(target: &ExecTarget<'_>, register: impl FnOnce(Pid)) -> Result<(Pid
     }
     let own_pid_ns = File::open("/proc/self/ns/pid").map_err(|e| ShimError::sys("open /proc/self/ns/pid", e))?;
     let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ShimError::sys("pipe", e))?;
+    init::check_single_threaded()?;
 
     // setns(CLONE_NEWPID) moves only the children made after it.
     nix::sched::setns(&pid_ns, CloneFlags::CLONE_NEWPID).map_err(|e| ShimError::sys("join pid namespace", e))?;
     // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2):
-    // the child gets a copy of this single-threaded process (module doc)
-    // and never returns from `child`.
+    // the child gets a copy of this single-threaded process (checked just
+    // above) and never returns from `child`.
     let ret = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     if ret == 0 {
         child(target, &stdio, &join, report_w);
@@ -104,15 +154,7 @@ pub fn spawn(target: &ExecTarget<'_>, register: impl FnOnce(Pid)) -> Result<(Pid
     register(pid);
     drop(report_w);
     drop(stdio);
-    init::wait_exec(pid, report_r)?;
-    match io.finish() {
-        Ok(io) => Ok((pid, io)),
-        Err(e) => {
-            // Registered: the reaper collects it.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            Err(e)
-        }
-    }
+    Ok((pid, report_r, io))
 }
 
 /// The shim's ends of a process's stdio, ready, or (with a terminal) to

@@ -29,6 +29,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::Duration;
 
 use caps::CapSet;
 use nix::errno::Errno;
@@ -129,6 +130,7 @@ pub fn spawn(plan: &Plan, stdio: &Stdio) -> Result<Pid, ShimError> {
         }
         None => None,
     };
+    check_single_threaded()?;
     let flags = plan.namespaces.clone_flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: clone(2) without CLONE_VM and with a null stack is fork(2)
     // with namespace flags: the child gets a copy of this address space and
@@ -150,16 +152,55 @@ pub fn spawn(plan: &Plan, stdio: &Stdio) -> Result<Pid, ShimError> {
     }
     drop(report_w);
     let pid = Pid::from_raw(ret as i32);
-    wait_exec(pid, report_r)?;
+    wait_exec(pid, report_r, EXEC_DEADLINE)?;
     Ok(pid)
 }
 
-/// Reads a child's report pipe to EOF: nothing means its `execve`
-/// succeeded; else the child has failed, is reaped here, and its code and
-/// message are returned.
-pub(crate) fn wait_exec(pid: Pid, report_r: OwnedFd) -> Result<(), ShimError> {
+/// How long a child may take from its clone to its `execve` (or to its
+/// report of why not). Everything in between is the shim's own code over
+/// the container's files, which could be made to block (a FIFO where a
+/// file is expected, a descriptor held open through `/proc`); past this
+/// the child is killed and the start or exec fails.
+pub const EXEC_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The failure of a child that neither exec'd nor reported in time.
+pub(crate) fn exec_timed_out(deadline: Duration) -> ShimError {
+    ShimError::Init {
+        code: 1,
+        message: format!("the process did not start within {} s: its set-up was blocked", deadline.as_secs()),
+    }
+}
+
+/// Reads a child's report pipe to EOF, for at most `deadline`: nothing
+/// means its `execve` succeeded; else the child has failed (or is killed
+/// for being late), is reaped here, and its code and message are returned.
+pub(crate) fn wait_exec(pid: Pid, report_r: OwnedFd, deadline: Duration) -> Result<(), ShimError> {
+    let until = std::time::Instant::now() + deadline;
     let mut report = Vec::new();
-    let read = File::from(report_r).read_to_end(&mut report);
+    let mut file = File::from(report_r);
+    let mut buf = [0u8; 4096];
+    let read: io::Result<()> = loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(exec_timed_out(deadline));
+        }
+        let mut fds = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => break Err(e.into()),
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
     if read.is_ok() && report.is_empty() {
         return Ok(());
     }
@@ -167,12 +208,30 @@ pub(crate) fn wait_exec(pid: Pid, report_r: OwnedFd) -> Result<(), ShimError> {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = nix::sys::wait::waitpid(pid, None);
-    Err(match report.split_first() {
+    Err(report_error(&report, read.err()))
+}
+
+/// The error a child's report (one byte of exit code, then the message)
+/// stands for.
+pub(crate) fn report_error(report: &[u8], read: Option<io::Error>) -> ShimError {
+    match report.split_first() {
         Some((code, message)) => {
             ShimError::Init { code: i32::from(*code), message: String::from_utf8_lossy(message).into_owned() }
         }
-        None => ShimError::sys("read the init's report", read.err().unwrap_or_else(|| io::Error::other("empty"))),
-    })
+        None => ShimError::sys("read the init's report", read.unwrap_or_else(|| io::Error::other("empty"))),
+    }
+}
+
+/// Refuses to fork unless this process has one thread: the init and exec
+/// children allocate and take locks between clone and execve, which is
+/// only safe when no other thread could have held them at the fork.
+pub(crate) fn check_single_threaded() -> Result<(), ShimError> {
+    let tasks = fs::read_dir("/proc/self/task").map_err(|e| ShimError::sys("read /proc/self/task", e))?.count();
+    if tasks == 1 {
+        Ok(())
+    } else {
+        Err(ShimError::Spec(format!("the shim has {tasks} threads: refusing to fork a container process")))
+    }
 }
 
 /// The child side of the clone: never returns.
@@ -323,8 +382,15 @@ fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
 }
 
 /// A small text file of the container (passwd, group), `None` if missing.
+/// Only a regular file is read, opened without blocking: a FIFO or a
+/// device put there by the container would otherwise hold the process
+/// (and the shim waiting for its report) until the container lets go.
 fn read_small(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut text = String::new();
     file.take(4 << 20).read_to_string(&mut text).ok()?;
     Some(text)

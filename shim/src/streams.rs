@@ -29,6 +29,7 @@ use tokio::task::spawn_local;
 
 use crate::diag;
 use crate::exec::{self, ExecTarget};
+use crate::init::EXEC_DEADLINE;
 use crate::layout::ExitStatus;
 use crate::pty::{self, FdIo};
 use crate::reaper::Children;
@@ -248,11 +249,11 @@ async fn exec_inner(
         stdin: req.stdin,
     };
     let mut exited = None;
-    let spawned = exec::spawn(&target, |pid| exited = Some(ctx.children.register(pid)));
+    let spawned = exec::spawn(&target, |pid| exited = Some(ctx.children.register(pid)), EXEC_DEADLINE).await;
     let (pid, io) = match spawned {
         Ok(ok) => ok,
         Err(e) => {
-            // Reaped already by the failed start: nobody waits for it.
+            // The reaper collects it; nobody waits for its status.
             drop(exited.take());
             ctx.children.forget_unwaited();
             let code = e.exit_code();

@@ -38,6 +38,10 @@ pub struct Agent {
     child: Option<Child>,
     /// berthd's `--config` file, if any.
     pub config: Option<PathBuf>,
+    /// The shim binary berthd is given.
+    pub shim: PathBuf,
+    /// More flags for berthd.
+    pub extra_args: Vec<String>,
 }
 
 /// What a berthctl call gave.
@@ -87,9 +91,23 @@ impl Agent {
             std::fs::write(&path, text).expect("write berthd.toml");
             path
         });
-        let mut agent = Agent { root, state, socket, bins: bin_dir(), child: None, dir, config };
+        let bins = bin_dir();
+        let shim = bins.join("berth-shim");
+        let mut agent = Agent { root, state, socket, bins, child: None, dir, config, shim, extra_args: Vec::new() };
         agent.spawn();
         agent
+    }
+
+    /// Starts berthd with a copy of the shim binary of its own, for tests
+    /// that attack the binary.
+    pub fn start_with_shim_copy() -> Agent {
+        let mut a = Agent::start();
+        a.terminate();
+        let copy = a.dir.path().join("berth-shim-copy");
+        std::fs::copy(&a.shim, &copy).expect("copy the shim");
+        a.shim = copy;
+        a.spawn();
+        a
     }
 
     /// berthctl's `DOCKER_CONFIG` directory (credentials), private to
@@ -98,7 +116,8 @@ impl Agent {
         self.dir.path().join("docker-config")
     }
 
-    fn spawn(&mut self) {
+    /// Starts berthd (again) on this agent's directories.
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -116,7 +135,8 @@ impl Agent {
             .arg("--socket")
             .arg(&self.socket)
             .arg("--shim")
-            .arg(self.bins.join("berth-shim"))
+            .arg(&self.shim)
+            .args(&self.extra_args)
             .env("BERTH_LOG", "info,berth_agent=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

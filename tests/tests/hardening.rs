@@ -153,3 +153,71 @@ fn host_devices_are_out_of_reach() {
         assert!(out.contains(want), "{want} in {out}");
     }
 }
+
+/// CVE-2019-5736's class: while a process of the shim is inside the
+/// container (an exec'd child before its execve), root in the container
+/// scans `/proc/*/exe` and tries to chmod, chown and touch whatever host
+/// binary it finds. The shim binary must come out unchanged and still run
+/// containers.
+#[test]
+fn the_shim_binary_is_out_of_reach_of_exec_children() {
+    need_root!();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let a = Agent::start_with_shim_copy();
+    a.load_fixture(IMG);
+    let before = std::fs::metadata(&a.shim).unwrap();
+    // Every process that is not the container's own busybox is a target.
+    // The mode keeps the x bits, so that a hit on a process of the
+    // container's own (one that has just exec'd) harms nothing; only the
+    // host's binary is checked.
+    let attack = "while :; do for p in /proc/[0-9]*; do \
+        [ $p/exe -ef /bin/busybox ] && continue; \
+        chmod 0711 $p/exe 2>/dev/null; \
+        touch -d 2001-01-01 $p/exe 2>/dev/null; \
+        done; done";
+    a.ok(&["run", "-d", "--name", "attacker", IMG, "sh", "-c", attack]);
+    for _ in 0..60 {
+        a.ok(&["exec", "attacker", "true"]);
+    }
+    let after = std::fs::metadata(&a.shim).unwrap();
+    assert_eq!(after.permissions().mode(), before.permissions().mode());
+    assert_eq!(after.mtime(), before.mtime());
+    a.ok(&["rm", "-f", "attacker"]);
+    let r = a.ctl(&["run", "--rm", IMG, "echo", "still-works"]);
+    assert_eq!(r.stdout, "still-works\n", "{r:?}");
+
+    // The second wall: the binary berthd runs is a read-only view.
+    let sealed = a.state.join("berth-shim");
+    let err = std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(30), "EROFS: {err}");
+}
+
+/// A container that puts a FIFO where the exec'd process reads its user
+/// database (or otherwise stalls it) does not freeze its shim: the shim
+/// keeps serving, and `rm -f` works.
+#[test]
+fn a_stalled_exec_does_not_freeze_the_shim() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "staller",
+        IMG,
+        "sh",
+        "-c",
+        "rm /etc/passwd /etc/group; mkfifo /etc/passwd /etc/group; sleep 600",
+    ]);
+    Agent::eventually("the fifo is there", Duration::from_secs(10), || {
+        a.ctl(&["exec", "staller", "test", "-p", "/etc/passwd"]).code == 0
+    });
+    // A numeric user reads passwd for HOME: no writer ever comes.
+    let r = a.ctl(&["exec", "-u", "1000", "staller", "grep", "^Uid:", "/proc/self/status"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("Uid:\t1000\t"), "{r:?}");
+    let r = a.ctl(&["exec", "staller", "echo", "alive"]);
+    assert_eq!(r.stdout, "alive\n", "{r:?}");
+    a.ok(&["rm", "-f", "staller"]);
+}
