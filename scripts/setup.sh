@@ -2,7 +2,8 @@
 # Installs what berth's build, demo and tests need on a fresh Debian 12
 # machine: busybox-static (the test and demo images are made from it),
 # skopeo and umoci (the interoperability tests read and write with them),
-# tmux (the interactive tests drive a real terminal with it), for the
+# tmux (the interactive tests drive a real terminal with it), python3-grpcio
+# (a stock gRPC client talks to berthd in the tests), for the
 # registry tests the CNCF distribution registry (Debian's docker-registry),
 # openssl (a throw-away CA) and htpasswd from apache2-utils (bcrypt users),
 # and libseccomp-dev and pkg-config (the shim compiles seccomp profiles with
@@ -23,6 +24,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)  # the tests' token server
+# A stock gRPC client for the interoperability tests (Debian's python3).
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 

@@ -19,6 +19,9 @@ pub struct Config {
     pub shim: PathBuf,
     /// Mirrors, CAs, insecure hosts, download limits (`docs/registries.md`).
     pub registries: RegistriesConfig,
+    /// Connections one peer uid may hold open on the socket; more are
+    /// closed as they come (`server::peers`).
+    pub max_connections_per_uid: usize,
 }
 
 impl Config {

@@ -23,6 +23,10 @@ struct Args {
     /// registries, download limits. See docs/registries.md.
     #[arg(long, env = "BERTH_CONFIG_FILE")]
     config: Option<PathBuf>,
+    /// Connections one user (peer uid) may hold open on the socket; more
+    /// are closed as they come, so others are still served.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS_PER_UID", default_value_t = berth_agent::server::DEFAULT_MAX_PER_UID)]
+    max_connections_per_uid: usize,
     /// Log filter, as RUST_LOG.
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -45,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         socket: args.socket,
         shim: args.shim.unwrap_or_else(berth_agent::config::Config::default_shim),
         registries,
+        max_connections_per_uid: args.max_connections_per_uid,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

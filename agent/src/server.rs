@@ -6,7 +6,6 @@ use std::sync::Arc;
 use berth_proto::v1::{containers_server::ContainersServer, images_server::ImagesServer, system_server::SystemServer};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::{ContainersApi, ImagesApi, SystemApi};
 use crate::config::Config;
@@ -15,6 +14,9 @@ use crate::error::{AgentError, IoContext, Result};
 use crate::images::ImageService;
 use crate::registry::Puller;
 use crate::shim_binary::SealedShim;
+
+mod peers;
+pub use peers::DEFAULT_MAX_PER_UID;
 
 /// Opens everything berthd owns and recovers the containers.
 pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager>> {
@@ -81,7 +83,7 @@ pub async fn run(config: Config) -> Result<()> {
             puller: Arc::new(Puller::new(config.registries.clone(), manager.images.clone())),
         }))
         .add_service(ContainersServer::new(ContainersApi { manager }))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(peers::Incoming::new(listener, config.max_connections_per_uid), shutdown)
         .await
         .map_err(|e| AgentError::Internal(format!("grpc server: {e}")))?;
     let _ = std::fs::remove_file(socket);

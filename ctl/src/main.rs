@@ -12,6 +12,7 @@ use clap::Parser;
 mod auth;
 mod client;
 mod commands;
+mod out;
 mod table;
 
 /// berth's command-line client.
@@ -57,9 +58,13 @@ fn main() -> ExitCode {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
             }
+            if out::is_closed(&e) {
+                return ExitCode::from(out::CLOSED_EXIT);
+            }
             let msg = match e.downcast_ref::<tonic::Status>() {
-                Some(s) => format!("Error response from daemon: {}", s.message()),
-                None => format!("{e:#}"),
+                Some(s) => out::daemon_error(s),
+                // Other errors may quote berthd too (a copy's failure).
+                None => out::shown(&format!("{e:#}")),
             };
             eprintln!("{msg}");
             ExitCode::from(failure)

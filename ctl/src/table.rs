@@ -1,8 +1,9 @@
 //! Docker-like output: aligned tables, human durations and sizes.
+use crate::out::outln;
 
 /// Prints rows under headers, columns padded to their widest cell and
 /// separated by three spaces, as `docker ps` does.
-pub fn print(headers: &[&str], rows: &[Vec<String>]) {
+pub fn print(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -18,12 +19,13 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end())
     };
-    line(headers.to_vec());
+    line(headers.to_vec())?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }
 
 /// Docker's human duration: `Less than a second`, `3 seconds`, `About a

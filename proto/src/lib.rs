@@ -1,5 +1,6 @@
-//! Generated protobuf code for berth's two protocols, and the framing used
-//! on the shim socket. No logic lives here.
+//! Generated protobuf code for berth's two protocols, the framing used on
+//! the shim socket and the rule for text sent to a person (`text`). No
+//! other logic lives here.
 #![deny(unsafe_code)]
 
 /// Public API of berthd.
@@ -13,3 +14,5 @@ pub mod shim {
 }
 
 pub mod frame;
+
+pub mod text;

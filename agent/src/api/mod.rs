@@ -3,6 +3,7 @@
 //! chosen once, here.
 use std::io::{Read, Write};
 
+use berth_proto::text;
 use berth_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
@@ -62,7 +63,9 @@ impl From<AgentError> for Status {
             }
             source = s.source();
         }
-        Status::new(code, message)
+        // Messages quote input (a tar entry's name, a reference): escaped
+        // and bounded once, here, for every call (`berth_proto::text`).
+        Status::new(code, text::printable(&message, text::MAX_MESSAGE))
     }
 }
 

@@ -6,6 +6,7 @@ use clap::{ArgAction, Args};
 
 use super::FormatArg;
 use crate::client::Client;
+use crate::out::outln;
 use crate::table;
 
 #[derive(Args, Debug)]
@@ -50,7 +51,7 @@ pub async fn commit(mut c: Client, a: CommitArgs) -> Result<u8> {
         pause: a.pause,
     };
     let img = c.containers.commit(req).await?.into_inner().image.unwrap_or_default();
-    println!("{}", img.id);
+    outln!("{}", img.id)?;
     Ok(0)
 }
 
@@ -87,7 +88,7 @@ pub async fn history(mut c: Client, a: HistoryArgs) -> Result<u8> {
     let entries = c.images.history(pb::InspectImageRequest { reference: a.image }).await?.into_inner().entries;
     if a.quiet {
         for e in &entries {
-            println!("{}", image_id(&e.id, a.no_trunc));
+            outln!("{}", image_id(&e.id, a.no_trunc))?;
         }
         return Ok(0);
     }
@@ -101,7 +102,7 @@ pub async fn history(mut c: Client, a: HistoryArgs) -> Result<u8> {
                 "Size": table::human_size(e.size),
                 "Comment": e.comment,
             });
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(0);
     }
@@ -117,7 +118,7 @@ pub async fn history(mut c: Client, a: HistoryArgs) -> Result<u8> {
             ]
         })
         .collect();
-    table::print(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    table::print(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows)?;
     Ok(0)
 }
 

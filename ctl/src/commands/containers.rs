@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::FormatArg;
 use crate::client::Client;
+use crate::out::outln;
 use crate::table;
 
 #[derive(Args, Debug)]
@@ -107,12 +108,15 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
 async fn each<F, Fut>(containers: Vec<String>, mut f: F) -> Result<u8>
 where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+    Fut: std::future::Future<Output = Result<()>>,
 {
     let mut code = 0;
     for name in containers {
-        if let Err(s) = f(name).await {
-            eprintln!("Error response from daemon: {}", s.message());
+        if let Err(e) = f(name).await {
+            // berthd's refusals are reported and the next one goes on;
+            // anything else (a closed stdout) ends the verb.
+            let s = e.downcast::<tonic::Status>()?;
+            eprintln!("{}", crate::out::daemon_error(&s));
             code = 1;
         }
     }
@@ -124,7 +128,7 @@ pub async fn stop(c: Client, a: StopArgs) -> Result<u8> {
         let mut c = c.clone();
         async move {
             c.containers.stop(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
-            println!("{id}");
+            outln!("{id}")?;
             Ok(())
         }
     })
@@ -137,7 +141,7 @@ pub async fn kill(c: Client, a: KillArgs) -> Result<u8> {
         let signal = a.signal.clone();
         async move {
             c.containers.kill(pb::KillRequest { id: id.clone(), signal }).await?;
-            println!("{id}");
+            outln!("{id}")?;
             Ok(())
         }
     })
@@ -149,7 +153,7 @@ pub async fn rm(c: Client, a: RmArgs) -> Result<u8> {
         let mut c = c.clone();
         async move {
             c.containers.remove(pb::RemoveContainerRequest { id: id.clone(), force: a.force }).await?;
-            println!("{id}");
+            outln!("{id}")?;
             Ok(())
         }
     })
@@ -161,7 +165,7 @@ pub async fn wait(c: Client, a: WaitArgs) -> Result<u8> {
         let mut c = c.clone();
         async move {
             let r = c.containers.wait(pb::ContainerRef { id }).await?.into_inner();
-            println!("{}", r.exit_code);
+            outln!("{}", r.exit_code)?;
             Ok(())
         }
     })
@@ -196,7 +200,7 @@ pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
         .containers;
     if a.quiet {
         for ct in &list {
-            println!("{}", if a.no_trunc { ct.id.as_str() } else { &ct.id[..12] });
+            outln!("{}", if a.no_trunc { ct.id.as_str() } else { &ct.id[..12] })?;
         }
         return Ok(0);
     }
@@ -214,7 +218,7 @@ pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
                 "Names": ct.name,
                 "Labels": ct.labels,
             });
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(0);
     }
@@ -232,7 +236,7 @@ pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
             ]
         })
         .collect();
-    table::print(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+    table::print(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows)?;
     Ok(0)
 }
 
@@ -259,6 +263,6 @@ pub async fn inspect(mut c: Client, a: InspectArgs) -> Result<u8> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(code)
 }

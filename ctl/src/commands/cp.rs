@@ -74,9 +74,9 @@ async fn from_container(mut c: Client, a: &CpArgs, name: &str, path: &str, dest:
     if dest == "-" {
         let mut out = tokio::io::stdout();
         while let Some(chunk) = stream.message().await? {
-            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk.data).await.context("write stdout")?;
+            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk.data).await.map_err(crate::out::output_error)?;
         }
-        tokio::io::AsyncWriteExt::flush(&mut out).await.context("write stdout")?;
+        tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(crate::out::output_error)?;
         return Ok(0);
     }
     // The tar goes through a bounded queue to a blocking extractor.

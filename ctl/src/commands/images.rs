@@ -8,6 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::FormatArg;
 use crate::client::Client;
+use crate::out::outln;
 use crate::table;
 
 const CHUNK: usize = 1 << 20;
@@ -152,13 +153,13 @@ pub async fn load(mut c: Client, a: LoadArgs) -> Result<u8> {
     let resp = c.images.load(stream).await?.into_inner();
     for img in resp.images {
         if img.names.is_empty() {
-            println!("Loaded image ID: {}", img.id);
+            outln!("Loaded image ID: {}", img.id)?;
         }
         for n in img.names {
             if a.quiet {
-                println!("{}", familiar(&n));
+                outln!("{}", familiar(&n))?;
             } else {
-                println!("Loaded image: {}", familiar(&n));
+                outln!("Loaded image: {}", familiar(&n))?;
             }
         }
     }
@@ -193,9 +194,9 @@ pub(super) async fn write_archive(
     let Some(path) = output else {
         let mut out = tokio::io::stdout();
         while let Some(chunk) = stream.message().await? {
-            out.write_all(&chunk.data).await.context("write stdout")?;
+            out.write_all(&chunk.data).await.map_err(crate::out::output_error)?;
         }
-        out.flush().await.context("write stdout")?;
+        out.flush().await.map_err(crate::out::output_error)?;
         return Ok(());
     };
     let mut file = tokio::fs::File::create(&path).await.with_context(|| format!("create {}", path.display()))?;
@@ -224,7 +225,7 @@ pub async fn import(mut c: Client, a: ImportArgs) -> Result<u8> {
         pb::ImportChunk { reference, message, data }
     }));
     let img = c.images.import(stream).await?.into_inner().image.unwrap_or_default();
-    println!("{}", img.id);
+    outln!("{}", img.id)?;
     Ok(0)
 }
 
@@ -276,7 +277,7 @@ pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
         let mut seen = std::collections::HashSet::new();
         for (_, _, img) in &rows {
             if seen.insert(&img.id) {
-                println!("{}", short_id(&img.id, a.no_trunc));
+                outln!("{}", short_id(&img.id, a.no_trunc))?;
             }
         }
         return Ok(0);
@@ -293,7 +294,7 @@ pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
                 "Size": table::human_size(img.size),
                 "VirtualSize": img.size,
             });
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(0);
     }
@@ -313,7 +314,7 @@ pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
         header.push("DIGEST");
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    table::print(&header, &table_rows);
+    table::print(&header, &table_rows)?;
     Ok(0)
 }
 
@@ -336,14 +337,14 @@ pub async fn rmi(mut c: Client, a: RmiArgs) -> Result<u8> {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 for u in resp.untagged {
-                    println!("Untagged: {}", familiar(&u));
+                    outln!("Untagged: {}", familiar(&u))?;
                 }
                 for d in resp.deleted {
-                    println!("Deleted: {d}");
+                    outln!("Deleted: {d}")?;
                 }
             }
             Err(s) => {
-                eprintln!("Error response from daemon: {}", s.message());
+                eprintln!("{}", crate::out::daemon_error(&s));
                 code = 1;
             }
         }
@@ -358,12 +359,12 @@ pub async fn inspect(mut c: Client, a: InspectImageArgs) -> Result<u8> {
         match c.images.inspect(pb::InspectImageRequest { reference: r }).await {
             Ok(resp) => out.push(serde_json::from_str::<serde_json::Value>(&resp.into_inner().json)?),
             Err(s) => {
-                eprintln!("Error response from daemon: {}", s.message());
+                eprintln!("{}", crate::out::daemon_error(&s));
                 code = 1;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(code)
 }
 

@@ -229,7 +229,7 @@ pub async fn session(c: &Client, s: &Session, input: Input, output: tonic::Strea
     match end? {
         End::Exit(e) => {
             if !e.error.is_empty() {
-                eprintln!("{}", e.error);
+                eprintln!("{}", crate::out::shown(&e.error));
             }
             Ok(e.code.clamp(0, 255) as u8)
         }
@@ -244,7 +244,7 @@ pub async fn exec_started(mut output: tonic::Streaming<pb::IoOut>) -> Result<u8>
     match output.message().await?.and_then(|m| m.kind) {
         Some(Out::Started(_)) => Ok(0),
         Some(Out::Exit(e)) => {
-            eprintln!("{}", e.error);
+            eprintln!("{}", crate::out::shown(&e.error));
             Ok(e.code.clamp(0, 255) as u8)
         }
         _ => anyhow::bail!("berthd ended the exec before the process started"),
@@ -265,7 +265,7 @@ async fn pump(c: &Client, s: &Session, input: Input, mut output: tonic::Streamin
     loop {
         tokio::select! {
             m = output.message() => match m?.map(|m| m.kind) {
-                Some(Some(Out::Output(o))) => write_output(&o)?,
+                Some(Some(Out::Output(o))) => write_output(&o).map_err(crate::out::output_error)?,
                 Some(Some(Out::Exit(e))) => return Ok(End::Exit(e)),
                 Some(Some(Out::Started(_)) | None) => {}
                 None => anyhow::bail!("berthd ended the stream before the exit status"),

@@ -72,12 +72,10 @@ pub async fn stream_records(
         buf.extend_from_slice(&rec.data);
         if rec.stream == "stderr" {
             let mut e = stderr.lock();
-            e.write_all(&buf)?;
-            e.flush()?;
+            e.write_all(&buf).and_then(|()| e.flush()).map_err(crate::out::output_error)?;
         } else {
             let mut o = stdout.lock();
-            o.write_all(&buf)?;
-            o.flush()?;
+            o.write_all(&buf).and_then(|()| o.flush()).map_err(crate::out::output_error)?;
         }
     }
     Ok(())

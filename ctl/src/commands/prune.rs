@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::FormatArg;
 use crate::client::Client;
+use crate::out::{out, outln};
 use crate::table;
 
 #[derive(Args, Debug)]
@@ -56,34 +57,35 @@ pub async fn export(mut c: Client, a: ExportArgs) -> Result<u8> {
 
 /// Docker's question; only `y` or `yes` (any case) goes on. No answer (no
 /// terminal, EOF) is a no.
-fn confirm(warning: &str) -> bool {
+fn confirm(warning: &str) -> Result<bool> {
     use std::io::Write;
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
+    out!("{warning}\nAre you sure you want to continue? [y/N] ")?;
+    std::io::stdout().flush().map_err(crate::out::output_error)?;
     let mut answer = String::new();
     if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
+        return Ok(false);
     }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-fn print_deleted(title: &str, lines: &[String]) {
+fn print_deleted(title: &str, lines: &[String]) -> Result<()> {
     if !lines.is_empty() {
-        println!("{title}:");
+        outln!("{title}:")?;
         for l in lines {
-            println!("{l}");
+            outln!("{l}")?;
         }
-        println!();
+        outln!()?;
     }
+    Ok(())
 }
 
 pub async fn container_prune(mut c: Client, a: ContainerPruneArgs) -> Result<u8> {
-    if !a.force && !confirm("WARNING! This will remove all stopped containers.") {
+    if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
     let r = c.containers.prune(pb::PruneContainersRequest {}).await?.into_inner();
-    print_deleted("Deleted Containers", &r.deleted);
-    println!("Total reclaimed space: {}", table::human_size(r.reclaimed));
+    print_deleted("Deleted Containers", &r.deleted)?;
+    outln!("Total reclaimed space: {}", table::human_size(r.reclaimed))?;
     Ok(0)
 }
 
@@ -91,12 +93,12 @@ const DANGLING_WARNING: &str = "WARNING! This will remove all dangling images.";
 const ALL_WARNING: &str = "WARNING! This will remove all images without at least one container associated to them.";
 
 pub async fn image_prune(mut c: Client, a: ImagePruneArgs) -> Result<u8> {
-    if !a.force && !confirm(if a.all { ALL_WARNING } else { DANGLING_WARNING }) {
+    if !a.force && !confirm(if a.all { ALL_WARNING } else { DANGLING_WARNING })? {
         return Ok(0);
     }
     let r = c.images.prune(pb::PruneImagesRequest { all: a.all }).await?.into_inner();
-    print_deleted("Deleted Images", &r.deleted);
-    println!("Total reclaimed space: {}", table::human_size(r.reclaimed));
+    print_deleted("Deleted Images", &r.deleted)?;
+    outln!("Total reclaimed space: {}", table::human_size(r.reclaimed))?;
     Ok(0)
 }
 
@@ -112,15 +114,15 @@ async fn system_prune(mut c: Client, a: ImagePruneArgs) -> Result<u8> {
     let images =
         if a.all { "all images without at least one container associated to them" } else { "all dangling images" };
     let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - {images}\n");
-    if !a.force && !confirm(&warning) {
+    if !a.force && !confirm(&warning)? {
         return Ok(0);
     }
     // Containers first: their images become unused and go in the same run.
     let containers = c.containers.prune(pb::PruneContainersRequest {}).await?.into_inner();
     let images = c.images.prune(pb::PruneImagesRequest { all: a.all }).await?.into_inner();
-    print_deleted("Deleted Containers", &containers.deleted);
-    print_deleted("Deleted Images", &images.deleted);
-    println!("Total reclaimed space: {}", table::human_size(containers.reclaimed + images.reclaimed));
+    print_deleted("Deleted Containers", &containers.deleted)?;
+    print_deleted("Deleted Images", &images.deleted)?;
+    outln!("Total reclaimed space: {}", table::human_size(containers.reclaimed + images.reclaimed))?;
     Ok(0)
 }
 
@@ -138,7 +140,7 @@ async fn df(mut c: Client, f: FormatArg) -> Result<u8> {
                 "SizeBytes": r.size,
                 "ReclaimableBytes": r.reclaimable,
             });
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(0);
     }
@@ -148,7 +150,7 @@ async fn df(mut c: Client, f: FormatArg) -> Result<u8> {
             vec![r.kind.clone(), r.total.to_string(), r.active.to_string(), table::human_size(r.size), reclaimable(r)]
         })
         .collect();
-    table::print(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &cells);
+    table::print(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &cells)?;
     Ok(0)
 }
 

@@ -13,6 +13,7 @@ use clap::Args;
 use super::images::familiar;
 use crate::auth;
 use crate::client::Client;
+use crate::out::outln;
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
@@ -77,21 +78,26 @@ impl Progress {
 
     /// A progress message: a line about the whole pull or push (no `id`),
     /// or a layer's.
-    fn show(&mut self, id: &str, status: &str, current: u64, total: u64) {
+    /// Texts from the registry are escaped (`out::shown`): a hostile one
+    /// must not move the cursor these lines are drawn with.
+    fn show(&mut self, id: &str, status: &str, current: u64, total: u64) -> Result<()> {
+        let (id, status) = (crate::out::shown(id), crate::out::shown(status));
         if id.is_empty() {
-            self.line(status);
+            self.line(&status)
         } else {
-            self.layer(id, status, current, total);
+            self.layer(&id, &status, current, total);
+            Ok(())
         }
     }
 
-    fn line(&mut self, text: &str) {
-        println!("{text}");
+    fn line(&mut self, text: &str) -> Result<()> {
+        outln!("{text}")?;
         if self.tty {
             // Lines above no longer move with the layer lines.
             self.lines.clear();
             self.count = 0;
         }
+        Ok(())
     }
 
     fn layer(&mut self, id: &str, status: &str, current: u64, total: u64) {
@@ -175,19 +181,19 @@ pub async fn pull(mut c: Client, a: PullArgs) -> Result<u8> {
     while let Some(msg) = stream.message().await? {
         if let Some(r) = msg.result {
             if !a.quiet {
-                p.line(&format!("Digest: {}", r.digest));
+                p.line(&format!("Digest: {}", r.digest))?;
                 let shown = familiar(&r.name);
                 if r.up_to_date {
-                    p.line(&format!("Status: Image is up to date for {shown}"));
+                    p.line(&format!("Status: Image is up to date for {shown}"))?;
                 } else {
-                    p.line(&format!("Status: Downloaded newer image for {shown}"));
+                    p.line(&format!("Status: Downloaded newer image for {shown}"))?;
                 }
             }
-            println!("{}", r.name);
+            outln!("{}", r.name)?;
             continue;
         }
         if !a.quiet {
-            p.show(&msg.id, &msg.status, msg.current, msg.total);
+            p.show(&msg.id, &msg.status, msg.current, msg.total)?;
         }
     }
     Ok(0)
@@ -200,14 +206,14 @@ pub async fn push(mut c: Client, a: PushArgs) -> Result<u8> {
     while let Some(msg) = stream.message().await? {
         if let Some(r) = msg.result {
             if a.quiet {
-                println!("{}", r.digest);
+                outln!("{}", r.digest)?;
             } else {
-                p.line(&format!("{}: digest: {} size: {}", r.tag, r.digest, r.size));
+                p.line(&format!("{}: digest: {} size: {}", r.tag, r.digest, r.size))?;
             }
             continue;
         }
         if !a.quiet {
-            p.show(&msg.id, &msg.status, msg.current, msg.total);
+            p.show(&msg.id, &msg.status, msg.current, msg.total)?;
         }
     }
     Ok(0)
@@ -274,7 +280,7 @@ pub async fn login(mut c: Client, a: LoginArgs) -> Result<u8> {
     let resp = c.images.login(pb::LoginRequest { registry: registry.clone(), auth: Some(auth) }).await?.into_inner();
     let path = auth::store(&registry, &username, &password)?;
     eprintln!("WARNING! Your credentials are stored unencrypted in '{}'.", path.display());
-    println!("{}", resp.status);
+    outln!("{}", resp.status)?;
     Ok(0)
 }
 
@@ -282,9 +288,9 @@ pub async fn logout(a: LogoutArgs) -> Result<u8> {
     let registry = auth::normalise_registry(a.server.as_deref().unwrap_or(""));
     let shown = if registry == "docker.io" { auth::DOCKER_HUB_KEY.to_owned() } else { registry.clone() };
     if auth::remove(&registry)? {
-        println!("Removing login credentials for {shown}");
+        outln!("Removing login credentials for {shown}")?;
     } else {
-        println!("Not logged in to {shown}");
+        outln!("Not logged in to {shown}")?;
     }
     Ok(0)
 }

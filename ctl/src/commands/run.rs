@@ -10,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
 use super::logs::stream_records;
 use crate::client::Client;
+use crate::out::outln;
 use crate::Exit;
 
 /// Flags shared by `create` and `run` (Docker's names; `-h` is the
@@ -165,7 +166,7 @@ fn start_failure_code(message: &str) -> u8 {
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
     let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
-    println!("{}", ct.id);
+    outln!("{}", ct.id)?;
     Ok(0)
 }
 
@@ -179,7 +180,7 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
         if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
             return fail_start(&mut c, &ct, a.opts.rm, s).await;
         }
-        println!("{}", ct.id);
+        outln!("{}", ct.id)?;
         return Ok(0);
     }
     if interactive {
@@ -225,7 +226,7 @@ async fn session_and_start(mut c: Client, ct: &pb::Container, s: Session, attach
 }
 
 async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Status) -> Result<u8> {
-    eprintln!("berthctl: Error response from daemon: {}", s.message());
+    eprintln!("berthctl: {}", crate::out::daemon_error(&s));
     if rm {
         let _ = c.containers.remove(pb::RemoveContainerRequest { id: ct.id.clone(), force: true }).await;
     }
@@ -284,9 +285,9 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
     let mut code = 0;
     for id in a.containers {
         match c.containers.start(pb::ContainerRef { id: id.clone() }).await {
-            Ok(_) => println!("{id}"),
+            Ok(_) => outln!("{id}")?,
             Err(s) => {
-                eprintln!("Error response from daemon: {}", s.message());
+                eprintln!("{}", crate::out::daemon_error(&s));
                 code = 1;
             }
         }
