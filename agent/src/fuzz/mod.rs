@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+mod auth;
 mod reference;
 
 /// The committed seeds of one target.
