@@ -41,13 +41,14 @@ pub struct CpArgs {
 /// Bytes per message of a tar sent to berthd.
 const CHUNK: usize = 1 << 20;
 
-/// `NAME:PATH`, as Docker reads it: an absolute path or one with no colon
-/// is local (`./a:b` names a local file with a colon).
+/// `NAME:PATH`, as Docker reads it: an absolute path, one with no colon
+/// or one with nothing before it is local (`./a:b` and `:b` name local
+/// files with a colon).
 fn split(arg: &str) -> Option<(&str, &str)> {
     if arg.starts_with('/') || arg.starts_with('.') {
         return None;
     }
-    arg.split_once(':')
+    arg.split_once(':').filter(|(name, _)| !name.is_empty())
 }
 
 pub async fn cp(c: Client, a: CpArgs) -> Result<u8> {
@@ -363,6 +364,7 @@ mod tests {
             ("./a:b", None),
             ("file", None),
             ("-", None),
+            (":/etc/hostname", None),
         ];
         for (arg, want) in cases {
             assert_eq!(split(arg), want, "{arg}");
