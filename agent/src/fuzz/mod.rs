@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 mod auth;
+mod cp;
 mod reference;
 
 /// The committed seeds of one target.

@@ -371,6 +371,28 @@ mod tests {
         }
     }
 
+    /// `NAME:PATH` or a local path, for any argument: the split loses
+    /// nothing, and only an argument Docker reads as a container's is one.
+    #[test]
+    fn fuzz_arguments_split_losslessly() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-corpus/cp-arg");
+        berth_fuzz::Target::new("cp-arg", corpus).dict([":", "/", ".", "./", "-", "c1:"]).max_len(256).run(|input| {
+            let arg = String::from_utf8_lossy(input);
+            match split(&arg) {
+                Some((name, path)) => {
+                    assert_eq!(format!("{name}:{path}"), arg, "{arg:?}");
+                    assert!(
+                        !name.is_empty() && !name.contains(':') && !arg.starts_with(['/', '.']),
+                        "{arg:?}: container {name:?}"
+                    );
+                }
+                None => {
+                    assert!(arg.starts_with(['/', '.', ':']) || !arg.contains(':'), "{arg:?} read as local")
+                }
+            }
+        });
+    }
+
     #[test]
     fn sizes_read_as_docker_prints_them() {
         assert_eq!(human(0), "0B");
