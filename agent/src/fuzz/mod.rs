@@ -10,6 +10,7 @@ use std::path::PathBuf;
 mod auth;
 mod cp;
 mod reference;
+mod unpack;
 
 /// The committed seeds of one target.
 fn corpus(target: &str) -> PathBuf {

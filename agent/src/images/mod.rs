@@ -548,4 +548,4 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
