@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod auth;
 mod cp;
+mod oci;
 mod reference;
 mod unpack;
 

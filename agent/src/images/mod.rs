@@ -39,7 +39,7 @@ pub mod store;
 
 mod import;
 mod inspect;
-mod load;
+pub(crate) mod load;
 mod meta;
 mod remove;
 mod staging;
