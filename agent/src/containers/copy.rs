@@ -314,7 +314,12 @@ fn resolve_err(key: &str, path: &str, e: Errno) -> AgentError {
 }
 
 /// Opens `path` (`O_PATH`) inside the container's root and describes it.
-pub(crate) fn open_source(root: BorrowedFd<'_>, key: &str, path: &str, follow: bool) -> Result<(OwnedFd, Stat, PathStat)> {
+pub(crate) fn open_source(
+    root: BorrowedFd<'_>,
+    key: &str,
+    path: &str,
+    follow: bool,
+) -> Result<(OwnedFd, Stat, PathStat)> {
     let p = CPath::parse(path);
     let fd = if p.name.is_empty() || follow {
         let arg = if path.is_empty() { "/" } else { path };

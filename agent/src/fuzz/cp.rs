@@ -14,9 +14,8 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 use super::{corpus, text};
 use crate::containers::copy::{open_source, resolve_dest, CPath, Dest};
 
-const DICT: &[&str] = &[
-    "/", ".", "..", "/.", "../", "//", "abs", "up", "loop", "self", "dir/", "etc/passwd", "escape", "file", "\0",
-];
+const DICT: &[&str] =
+    &["/", ".", "..", "/.", "../", "//", "abs", "up", "loop", "self", "dir/", "etc/passwd", "escape", "file", "\0"];
 
 /// The grammar alone: the split loses nothing and names no `..`.
 fn check_grammar(path: &str) {
@@ -25,7 +24,8 @@ fn check_grammar(path: &str) {
     if p.name.is_empty() {
         assert_eq!(p.parent, path, "{path:?}");
     } else {
-        let joined = if p.parent.is_empty() && path == p.name { p.name.to_owned() } else { format!("{}/{}", p.parent, p.name) };
+        let joined =
+            if p.parent.is_empty() && path == p.name { p.name.to_owned() } else { format!("{}/{}", p.parent, p.name) };
         assert_eq!(joined, path, "{path:?}: split as {:?} + {:?}", p.parent, p.name);
     }
     assert_eq!(p.contents, path == "." || path.ends_with("/."), "{path:?}");
@@ -67,8 +67,7 @@ impl Fixture {
         }
         let st = Command::new("mkfifo").arg(root_path.join("fifo")).status();
         assert!(st.is_ok_and(|s| s.success()), "mkfifo");
-        let root =
-            rfs::open(&root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let root = rfs::open(&root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         Self { _dir: dir, root_path, root }
     }
 

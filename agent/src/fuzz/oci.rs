@@ -17,15 +17,51 @@ use crate::registry::platform::{self, Platform};
 use crate::registry::pull::{kind_of, DocKind};
 
 const DICT: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", "\"", "null", "true", "0", "-1", "1e999", "18446744073709551616", "\"\\u0000\"",
-    "\"\\ud800\"", "\"mediaType\":", "\"schemaVersion\":2", "\"schemaVersion\":1", "\"manifests\":", "\"config\":",
-    "\"layers\":", "\"digest\":", "\"size\":", "\"platform\":", "\"os\":\"linux\"", "\"architecture\":\"amd64\"",
-    "\"variant\":\"v8\"", "\"annotations\":", "\"io.containerd.image.name\":", "\"org.opencontainers.image.ref.name\":",
-    "\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"", "\"sha512:00\"",
-    "\"application/vnd.oci.image.index.v1+json\"", "\"application/vnd.oci.image.manifest.v1+json\"",
-    "\"application/vnd.docker.distribution.manifest.list.v2+json\"", "\"rootfs\":", "\"diff_ids\":", "\"history\":",
-    "\"created\":\"2024-05-06T07:08:09Z\"", "\"created\":\"+999999-01-01T00:00:00Z\"", "\"Config\":", "\"Layers\":",
-    "\"RepoTags\":", "\"../x\"", "\"/abs\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "null",
+    "true",
+    "0",
+    "-1",
+    "1e999",
+    "18446744073709551616",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"mediaType\":",
+    "\"schemaVersion\":2",
+    "\"schemaVersion\":1",
+    "\"manifests\":",
+    "\"config\":",
+    "\"layers\":",
+    "\"digest\":",
+    "\"size\":",
+    "\"platform\":",
+    "\"os\":\"linux\"",
+    "\"architecture\":\"amd64\"",
+    "\"variant\":\"v8\"",
+    "\"annotations\":",
+    "\"io.containerd.image.name\":",
+    "\"org.opencontainers.image.ref.name\":",
+    "\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+    "\"sha512:00\"",
+    "\"application/vnd.oci.image.index.v1+json\"",
+    "\"application/vnd.oci.image.manifest.v1+json\"",
+    "\"application/vnd.docker.distribution.manifest.list.v2+json\"",
+    "\"rootfs\":",
+    "\"diff_ids\":",
+    "\"history\":",
+    "\"created\":\"2024-05-06T07:08:09Z\"",
+    "\"created\":\"+999999-01-01T00:00:00Z\"",
+    "\"Config\":",
+    "\"Layers\":",
+    "\"RepoTags\":",
+    "\"../x\"",
+    "\"/abs\"",
 ];
 
 /// Parses as `T`; invalid JSON must be refused, and what parses must read
@@ -47,7 +83,8 @@ fn parse<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(input: &
 /// `sha256:` and 64 lower-case hex digits.
 fn check_digest(d: &str) {
     let ok = store::Expected::parse(d, None).is_ok();
-    let want = d.len() == 71 && d.starts_with("sha256:") && d[7..].bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let want =
+        d.len() == 71 && d.starts_with("sha256:") && d[7..].bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     assert_eq!(ok, want, "digest {d:?}");
 }
 

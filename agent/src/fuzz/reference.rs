@@ -8,8 +8,29 @@ use crate::images::reference::{parse, Reference, DEFAULT_DOMAIN};
 use crate::images::ImageError;
 
 const DICT: &[&str] = &[
-    "/", ":", "@", "@sha256:", "sha256:", ".", "_", "__", "-", "..", "//", "docker.io/", "index.docker.io/",
-    "library/", "localhost", "localhost:5000/", "[::1]", "]:", "[", ":latest", "A", "\u{e9}", "\u{fffd}",
+    "/",
+    ":",
+    "@",
+    "@sha256:",
+    "sha256:",
+    ".",
+    "_",
+    "__",
+    "-",
+    "..",
+    "//",
+    "docker.io/",
+    "index.docker.io/",
+    "library/",
+    "localhost",
+    "localhost:5000/",
+    "[::1]",
+    "]:",
+    "[",
+    ":latest",
+    "A",
+    "\u{e9}",
+    "\u{fffd}",
     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 ];
 

@@ -121,7 +121,7 @@ fn overlay_xattrs_are_ours(dir: &Path) {
 /// tar reader's checksum test to the unpacker: walks the headers by
 /// their size fields, caps what a GNU sparse map may expand to, and
 /// recomputes every checksum.
-fn fixup(tar: &mut Vec<u8>) {
+fn fixup(tar: &mut [u8]) {
     let mut at = 0;
     while at + 512 <= tar.len() {
         let h = &mut tar[at..at + 512];
@@ -208,7 +208,9 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
             3 | 4 => l.raw(EntryType::Symlink, &name, target, b"", 0o777, uid, gid, 1_000_000),
             5 => l.raw(EntryType::Link, &name, target, b"", 0o644, uid, gid, 1_000_000),
             6 => l.raw(EntryType::Fifo, &name, "", b"", mode, uid, gid, 1_000_000),
-            7 if !name.is_empty() && !name.contains("..") && !name.starts_with('/') => l.device(&name, EntryType::Char, 0, 0),
+            7 if !name.is_empty() && !name.contains("..") && !name.starts_with('/') => {
+                l.device(&name, EntryType::Char, 0, 0)
+            }
             _ => l.raw(EntryType::Regular, &name, target, b"", mode, uid, gid, 1_000_000),
         };
     }
@@ -228,6 +230,11 @@ fn layers_stay_inside_the_snapshot() {
     fs::write(outside.join("canary"), CANARY).unwrap();
     fs::set_permissions(outside.join("canary"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 
-    Target::new("unpack", corpus("unpack")).dict(DICT).max_len(64 << 10).fixup(fixup).generate(generate).run(check);
+    Target::new("unpack", corpus("unpack"))
+        .dict(DICT)
+        .max_len(64 << 10)
+        .fixup(|v| fixup(v))
+        .generate(generate)
+        .run(check);
     fs::remove_dir_all(BASE).unwrap();
 }
