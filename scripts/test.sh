@@ -4,6 +4,10 @@
 # the real binaries as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI fuzzes each parser for 30 s (docs/fuzzing.md); locally 3 s.
+if [ "${CI:-}" = "true" ]; then
+    export BERTH_FUZZ_SECS="${BERTH_FUZZ_SECS:-30}"
+fi
 bash scripts/setup.sh
 
 echo "== cargo fmt --check"

@@ -7,6 +7,8 @@ pub mod api;
 pub mod config;
 pub mod containers;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod images;
 pub mod registry;
 pub mod server;

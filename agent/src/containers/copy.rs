@@ -266,18 +266,18 @@ impl Manager {
 // ---------------------------------------------------------------- paths
 
 /// A container path split for resolution.
-struct CPath<'a> {
+pub(crate) struct CPath<'a> {
     /// Everything but the last component (may be empty: the root).
-    parent: &'a str,
+    pub(crate) parent: &'a str,
     /// The last component; empty when the path names a directory by its
     /// form (`/`, `dir/`, `dir/.`).
-    name: &'a str,
+    pub(crate) name: &'a str,
     /// Ends with `/.`: a directory's contents.
-    contents: bool,
+    pub(crate) contents: bool,
 }
 
 impl<'a> CPath<'a> {
-    fn parse(path: &'a str) -> CPath<'a> {
+    pub(crate) fn parse(path: &'a str) -> CPath<'a> {
         let contents = path == "." || path.ends_with("/.");
         if contents || path.ends_with('/') || path.is_empty() {
             return CPath { parent: path, name: "", contents };
@@ -290,7 +290,7 @@ impl<'a> CPath<'a> {
     }
 
     /// The path to give `openat2` for the parent (never empty).
-    fn parent_arg(&self) -> &str {
+    pub(crate) fn parent_arg(&self) -> &str {
         if self.parent.is_empty() {
             "/"
         } else {
@@ -314,7 +314,12 @@ fn resolve_err(key: &str, path: &str, e: Errno) -> AgentError {
 }
 
 /// Opens `path` (`O_PATH`) inside the container's root and describes it.
-fn open_source(root: BorrowedFd<'_>, key: &str, path: &str, follow: bool) -> Result<(OwnedFd, Stat, PathStat)> {
+pub(crate) fn open_source(
+    root: BorrowedFd<'_>,
+    key: &str,
+    path: &str,
+    follow: bool,
+) -> Result<(OwnedFd, Stat, PathStat)> {
     let p = CPath::parse(path);
     let fd = if p.name.is_empty() || follow {
         let arg = if path.is_empty() { "/" } else { path };
@@ -490,7 +495,7 @@ struct Placement {
 }
 
 /// What the destination path names, symlinks followed inside the root.
-enum Dest {
+pub(crate) enum Dest {
     Dir,
     /// A non-directory, or nothing: its parent's container path and name.
     Other {
@@ -505,7 +510,7 @@ const MAX_LINKS: usize = 40;
 /// Resolves the destination as Docker does: a symlink as the last
 /// component is followed (to its target, resolved in the root again), so
 /// `cp f c:/link` writes where the link points, inside the container.
-fn resolve_dest(root: BorrowedFd<'_>, key: &str, path: &str) -> Result<(Vec<u8>, Dest)> {
+pub(crate) fn resolve_dest(root: BorrowedFd<'_>, key: &str, path: &str) -> Result<(Vec<u8>, Dest)> {
     // `dir/` and `dir/.` name `dir`; whether it must be a directory is
     // the caller's rule.
     let mut trimmed = path;

@@ -21,7 +21,7 @@ use crate::images::ImageService;
 
 mod cgroup;
 mod commit;
-mod copy;
+pub(crate) mod copy;
 mod create;
 mod devices;
 mod export;

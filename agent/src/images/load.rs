@@ -255,7 +255,7 @@ fn read_limited(path: &Path, what: &str) -> Result<Vec<u8>, ImageError> {
 }
 
 /// `a/b`, `./a/b` → `a/b`; anything absolute or with `..` → `None`.
-fn plain_relative(p: &str) -> Option<PathBuf> {
+pub(crate) fn plain_relative(p: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for c in Path::new(p).components() {
         match c {
@@ -417,7 +417,7 @@ fn read_oci(src: &Source, staging: &mut Staging<'_>) -> Result<Vec<ImageInput>, 
 /// The names an index entry gives: `io.containerd.image.name` (a full
 /// reference), else `org.opencontainers.image.ref.name` when it is a
 /// reference rather than a bare tag.
-fn names_of(desc: &Descriptor) -> Result<Vec<String>, ImageError> {
+pub(crate) fn names_of(desc: &Descriptor) -> Result<Vec<String>, ImageError> {
     let Some(ann) = desc.annotations() else {
         return Ok(Vec::new());
     };
@@ -494,7 +494,7 @@ fn resolve(
     }
 }
 
-fn select_platform(index: &ImageIndex) -> Option<&Descriptor> {
+pub(crate) fn select_platform(index: &ImageIndex) -> Option<&Descriptor> {
     let entries = index.manifests();
     entries.iter().find(|d| d.platform().as_ref().is_some_and(matches_node)).or_else(|| match entries.as_slice() {
         [only] if only.platform().is_none() => Some(only),
@@ -532,11 +532,11 @@ fn image_from_manifest(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct DockerEntry {
-    config: String,
+pub(crate) struct DockerEntry {
+    pub(crate) config: String,
     #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
+    pub(crate) repo_tags: Option<Vec<String>>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// The digest a docker-save path implies: `blobs/sha256/<hex>` (Docker 25+)

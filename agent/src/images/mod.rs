@@ -39,7 +39,7 @@ pub mod store;
 
 mod import;
 mod inspect;
-mod load;
+pub(crate) mod load;
 mod meta;
 mod remove;
 mod staging;
@@ -548,4 +548,4 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

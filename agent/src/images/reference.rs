@@ -74,7 +74,7 @@ fn parse_strict(s: &str) -> Option<Reference> {
             return None;
         }
     }
-    if name.is_empty() || name.len() > NAME_MAX {
+    if name.is_empty() {
         return None;
     }
     // A 64-hex-digit name would be confused with an image ID.
@@ -98,6 +98,11 @@ fn parse_strict(s: &str) -> Option<Reference> {
     let domain = if domain == LEGACY_DOMAIN { DEFAULT_DOMAIN } else { domain };
     let path =
         if domain == DEFAULT_DOMAIN && !path.contains('/') { format!("{OFFICIAL_REPO_PREFIX}{path}") } else { path };
+    // The limit is on the normalised name, as Docker checks it: a name
+    // that fits only as typed could be stored but never parsed back.
+    if domain.len() + 1 + path.len() > NAME_MAX {
+        return None;
+    }
     let tag = match (tag, digest) {
         (None, None) => Some(DEFAULT_TAG.to_owned()),
         (t, _) => t.map(str::to_owned),
@@ -296,6 +301,14 @@ mod tests {
             assert_eq!(r.familiar(), *familiar, "{input}");
         }
 
+        // 261 characters as typed, 255 once normalised.
+        let legacy_long = format!("index.docker.io/library/{}", "a".repeat(237));
+        let r = parse(&legacy_long).unwrap();
+        assert_eq!(r.name().len(), 255);
+        assert_eq!(parse(&r.to_string()).unwrap(), r);
+        assert!(parse(&"a".repeat(237)).is_ok());
+        assert!(parse(&"a".repeat(238)).is_err());
+
         let with_digest = format!("busybox@{D}");
         let r = parse(&with_digest).unwrap();
         assert_eq!(r.to_string(), format!("docker.io/library/busybox@{D}"));
@@ -309,6 +322,8 @@ mod tests {
 
         let long_tag = format!("busybox:{}", "a".repeat(129));
         let long_name = "a".repeat(256);
+        // 240 characters as typed, 258 once `docker.io/library/` is added.
+        let long_normalised = "a".repeat(240);
         let bad: &[(&str, &str)] = &[
             ("", INVALID),
             ("Busybox", UPPERCASE),
@@ -320,6 +335,7 @@ mod tests {
             ("busybox:.x", INVALID),
             (&long_tag, INVALID),
             (&long_name, INVALID),
+            (&long_normalised, INVALID),
             ("a..b", INVALID),
             ("a_-b", INVALID),
             ("-a", INVALID),

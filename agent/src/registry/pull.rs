@@ -332,12 +332,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[derive(PartialEq)]
-enum DocKind {
+pub(crate) enum DocKind {
     Index,
     Manifest,
 }
 
-fn kind_of(media_type: Option<&str>, bytes: &[u8]) -> Result<DocKind, RegistryError> {
+pub(crate) fn kind_of(media_type: Option<&str>, bytes: &[u8]) -> Result<DocKind, RegistryError> {
     match media_type {
         Some(OCI_INDEX | DOCKER_LIST) => return Ok(DocKind::Index),
         Some(OCI_MANIFEST | DOCKER_MANIFEST) => return Ok(DocKind::Manifest),

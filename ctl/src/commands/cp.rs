@@ -41,13 +41,14 @@ pub struct CpArgs {
 /// Bytes per message of a tar sent to berthd.
 const CHUNK: usize = 1 << 20;
 
-/// `NAME:PATH`, as Docker reads it: an absolute path or one with no colon
-/// is local (`./a:b` names a local file with a colon).
+/// `NAME:PATH`, as Docker reads it: an absolute path, one with no colon
+/// or one with nothing before it is local (`./a:b` and `:b` name local
+/// files with a colon).
 fn split(arg: &str) -> Option<(&str, &str)> {
     if arg.starts_with('/') || arg.starts_with('.') {
         return None;
     }
-    arg.split_once(':')
+    arg.split_once(':').filter(|(name, _)| !name.is_empty())
 }
 
 pub async fn cp(c: Client, a: CpArgs) -> Result<u8> {
@@ -363,10 +364,33 @@ mod tests {
             ("./a:b", None),
             ("file", None),
             ("-", None),
+            (":/etc/hostname", None),
         ];
         for (arg, want) in cases {
             assert_eq!(split(arg), want, "{arg}");
         }
+    }
+
+    /// `NAME:PATH` or a local path, for any argument: the split loses
+    /// nothing, and only an argument Docker reads as a container's is one.
+    #[test]
+    fn fuzz_arguments_split_losslessly() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-corpus/cp-arg");
+        berth_fuzz::Target::new("cp-arg", corpus).dict([":", "/", ".", "./", "-", "c1:"]).max_len(256).run(|input| {
+            let arg = String::from_utf8_lossy(input);
+            match split(&arg) {
+                Some((name, path)) => {
+                    assert_eq!(format!("{name}:{path}"), arg, "{arg:?}");
+                    assert!(
+                        !name.is_empty() && !name.contains(':') && !arg.starts_with(['/', '.']),
+                        "{arg:?}: container {name:?}"
+                    );
+                }
+                None => {
+                    assert!(arg.starts_with(['/', '.', ':']) || !arg.contains(':'), "{arg:?} read as local")
+                }
+            }
+        });
     }
 
     #[test]
