@@ -2,9 +2,11 @@
 # berth's benchmarks (as root; never run by CI, never asserting a time):
 #   1. `berthctl run --rm IMAGE true`, end to end, median of $RUNS runs
 #   2. `berthctl exec NAME true` into a running container, median of $RUNS
-#   3. per-shim proportional set size and berthd's RSS with $N containers
-#   4. `berthctl load` of an image of ~$PAD_MB MB
-#   5. `berthctl commit` of a 1 KiB and of a 50 MiB change on that image:
+#   3. C (each of $CONC) `berthctl run --rm IMAGE true` started at once: the
+#      wall time until the last has exited, median of $CROUNDS rounds
+#   4. per-shim proportional set size and berthd's RSS with $N containers
+#   5. `berthctl load` of an image of ~$PAD_MB MB
+#   6. `berthctl commit` of a 1 KiB and of a 50 MiB change on that image:
 #      the time follows the diff, not the image (berth only: ctr has no commit)
 # and the same with containerd + runc (its `ctr` on a private socket, root
 # and namespace, containers with containerd's default seccomp profile as
@@ -21,6 +23,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-50}
 N=${N:-100}
 PAD_MB=${PAD_MB:-300}
+CONC=${CONC:-20 100}
+CROUNDS=${CROUNDS:-3}
 
 bash scripts/setup.sh
 cargo build --release --bins -q
@@ -197,6 +201,64 @@ done
 [ -z "$ctrd" ] || ctrc container delete ex >/dev/null
 row berth "$(median_ms berth-exec)"
 [ -z "$ctrd" ] || row containerd "$(median_ms ctr-exec)"
+
+# C commands started at once. The C shells are forked first and each waits
+# on a fifo until all are ready; the clock starts when they are released (so
+# bash's own forking is not counted) and stops when the last has exited.
+burst() { # KEY C FUNCTION (FUNCTION K runs the K-th command)
+  local key=$1 n=$2 f=$3 k p pids=() bad=0 t0 t1
+  rm -f "$work/go" "$work/ready"
+  mkfifo "$work/go" "$work/ready"
+  # read-write opens never block, and keep both fifos open until the end
+  exec 3<>"$work/go" 4<>"$work/ready"
+  for k in $(seq "$n"); do
+    (
+      printf x >&4
+      read -r -u 3 _
+      "$f" "$k" 3>&- 4>&-
+    ) >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  read -r -N "$n" -u 4 _
+  t0=${EPOCHREALTIME/./}
+  # one newline per waiter: each read takes exactly one
+  printf '%*s' "$n" '' | tr ' ' '\n' >&3
+  for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+  t1=${EPOCHREALTIME/./}
+  exec 3>&- 4>&-
+  times[$key]+=" $((t1 - t0))"
+  [ "$bad" = 0 ] || fails[$key]=$((${fails[$key]:-0} + bad))
+}
+# NAME KEY C: the median round in s, every round in the order they ran, and
+# how many of the runs failed
+burst_row() {
+  local r l f=${fails[$2]:-0}
+  # shellcheck disable=SC2086
+  l=$(printf '%s\n' ${times[$2]} | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1 / 1e6}')
+  # shellcheck disable=SC2086
+  r=$(printf '%s\n' ${times[$2]} | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f s", m/1e6}')
+  r+=" median (rounds: $l s)"
+  [ "$f" = 0 ] || r+="; $f of $((CROUNDS * $3)) runs failed"
+  row "$1" "$r"
+}
+berth_one() { "$bin/berthctl" run --rm bench/busybox true; }
+ctr_one() { ctrc run --rm --seccomp "$ref" "c$C-$r-$1" true; }
+left() { # what a burst left behind
+  local b n=0
+  b=$("$bin/berthctl" ps -aq | wc -l)
+  [ -z "$ctrd" ] || n=$(ctrc container ls -q | wc -l)
+  [ "$b$n" = 00 ] || echo "  (left behind: $b berth, $n containerd containers)"
+}
+for C in $CONC; do
+  echo "== $C x run --rm IMAGE true started at once, wall time for all, $CROUNDS interleaved rounds"
+  for r in $(seq "$CROUNDS"); do
+    burst "berth-c$C" "$C" berth_one
+    [ -z "$ctrd" ] || burst "ctr-c$C" "$C" ctr_one
+  done
+  burst_row berth "berth-c$C" "$C"
+  [ -z "$ctrd" ] || burst_row containerd "ctr-c$C" "$C"
+  left
+done
 
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
