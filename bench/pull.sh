@@ -8,7 +8,8 @@
 #   * containerd: `ctr image pull --plain-http` (download, verify, unpack)
 #     when Debian's containerd is installed
 #   * skopeo: `skopeo copy docker://… dir:` (download and verify only)
-# and the ratios are printed. Median of $RUNS pulls each.
+# and the ratios are printed. Median of $RUNS pulls each, in interleaved
+# rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAD_MB=${PAD_MB:-300}
@@ -25,7 +26,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  awk '{print $5}' /proc/self/mountinfo | grep "^$work" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  awk '{print $5}' /proc/self/mountinfo | grep "^$work/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,39 +49,47 @@ size=$(du -m "$work/big.tar" | cut -f1)
 echo "== pull of a ${size} MB image (4 layers) from a loopback registry, median of $RUNS"
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%d", m}'; }
-# wall ms of a command that must succeed
+# wall ms of a command that must succeed, appended to the list named $1
 ms() {
+  local -n out=$1
   local t0 t1
+  shift
   t0=${EPOCHREALTIME/./}
   if ! "$@" >"$work/out" 2>&1; then echo "failed: $*" >&2; cat "$work/out" >&2; exit 1; fi
   t1=${EPOCHREALTIME/./}
-  echo $(( (t1 - t0) / 1000 ))
+  out+=($(((t1 - t0) / 1000)))
+}
+# kills a daemon this script started, by its PID, and forgets the PID: once
+# reaped it may be another process's
+stop() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
 }
 
+berth_t=() skopeo_t=() ctrd_t=()
 berth_once() {
   local d=$work/berth-$1
   "$bin/berthd" --root "$d/root" --state "$d/state" --socket "$d/sock" --shim "$shim" --log warn 2>"$d.log" &
   local a=$!
+  pids+=("$a")
   for _ in $(seq 200); do BERTH_SOCKET=$d/sock "$bin/berthctl" version >/dev/null 2>&1 && break; sleep 0.05; done
-  ms env BERTH_SOCKET="$d/sock" DOCKER_CONFIG="$work/none" "$bin/berthctl" pull "$ref"
-  kill "$a"; wait "$a" 2>/dev/null || true
+  ms berth_t env BERTH_SOCKET="$d/sock" DOCKER_CONFIG="$work/none" "$bin/berthctl" pull "$ref"
+  stop "$a"
   rm -rf "$d"
 }
-berth=$(for i in $(seq "$RUNS"); do berth_once "$i"; done | median)
-echo "berth  (berthctl pull):            ${berth} ms"
-
 skopeo_once() {
-  ms skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$ref" "dir:$work/skopeo-$1"
+  ms skopeo_t skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$ref" "dir:$work/skopeo-$1"
   rm -rf "$work/skopeo-$1"
 }
-sk=$(for i in $(seq "$RUNS"); do skopeo_once "$i"; done | median)
-echo "skopeo (copy to dir:, no unpack):  ${sk} ms"
-
-if command -v containerd >/dev/null && command -v ctr >/dev/null; then
-  ctrd_once() {
-    local d=$work/ctrd-$1
-    mkdir -p "$d"
-    cat >"$d/config.toml" <<TOML
+ctrd=
+command -v containerd >/dev/null && command -v ctr >/dev/null && ctrd=1
+ctrd_once() {
+  local d=$work/ctrd-$1
+  mkdir -p "$d"
+  cat >"$d/config.toml" <<TOML
 version = 2
 root = "$d/root"
 state = "$d/state"
@@ -89,15 +98,28 @@ state = "$d/state"
 [plugins."io.containerd.grpc.v1.cri"]
   disable_cgroup = true
 TOML
-    containerd --config "$d/config.toml" >"$d/log" 2>&1 &
-    local c=$!
-    for _ in $(seq 100); do ctr -a "$d/sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-    ms ctr -a "$d/sock" -n bench image pull --plain-http "$ref"
-    kill "$c"; wait "$c" 2>/dev/null || true
-    awk '{print $5}' /proc/self/mountinfo | grep "^$d" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$d"
-  }
-  ctrd=$(for i in $(seq "$RUNS"); do ctrd_once "$i"; done | median)
+  containerd --config "$d/config.toml" >"$d/log" 2>&1 &
+  local c=$!
+  pids+=("$c")
+  for _ in $(seq 100); do ctr -a "$d/sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+  ms ctrd_t ctr -a "$d/sock" -n bench image pull --plain-http "$ref"
+  stop "$c"
+  awk '{print $5}' /proc/self/mountinfo | grep "^$d/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$d"
+}
+# interleaved rounds (berth, skopeo, containerd, berth, ...): a load that
+# comes and goes on a shared machine falls on all three alike
+for i in $(seq "$RUNS"); do
+  berth_once "$i"
+  skopeo_once "$i"
+  [ -z "$ctrd" ] || ctrd_once "$i"
+done
+berth=$(printf '%s\n' "${berth_t[@]}" | median)
+sk=$(printf '%s\n' "${skopeo_t[@]}" | median)
+echo "berth  (berthctl pull):            ${berth} ms"
+echo "skopeo (copy to dir:, no unpack):  ${sk} ms"
+if [ -n "$ctrd" ]; then
+  ctrd=$(printf '%s\n' "${ctrd_t[@]}" | median)
   echo "containerd $(containerd --version | awk '{print $3}') (ctr image pull): ${ctrd} ms"
   awk -v b="$berth" -v c="$ctrd" -v s="$sk" 'BEGIN {printf "ratios: containerd/berth %.2f, skopeo/berth %.2f\n", c/b, s/b}'
 else
