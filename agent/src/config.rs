@@ -22,6 +22,12 @@ pub struct Config {
     /// Connections one peer uid may hold open on the socket; more are
     /// closed as they come (`server::peers`).
     pub max_connections_per_uid: usize,
+    /// Start a new metadata database over a root that holds state (its
+    /// old one lost); nothing on disk is deleted then.
+    pub reinit_metadata: bool,
+    /// The group that may use the socket (Docker's `-G`); `None`: `berth`
+    /// if the host has it.
+    pub group: Option<String>,
 }
 
 impl Config {

@@ -27,6 +27,17 @@ struct Args {
     /// are closed as they come, so others are still served.
     #[arg(long, env = "BERTH_MAX_CONNECTIONS_PER_UID", default_value_t = berth_agent::server::DEFAULT_MAX_PER_UID)]
     max_connections_per_uid: usize,
+    /// Begin a new, empty metadata database when `meta.redb` is missing or
+    /// empty over a root that holds state (berthd refuses to start then,
+    /// rather than delete what the lost database knew). What is on disk is
+    /// kept, not adopted: images and containers must be loaded and created
+    /// again.
+    #[arg(long)]
+    reinit_metadata: bool,
+    /// The group that may use the socket (mode 0660); default `berth`
+    /// when the host has such a group, else root's.
+    #[arg(long, short = 'G', env = "BERTH_GROUP")]
+    group: Option<String>,
     /// Log filter, as RUST_LOG.
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -50,6 +61,8 @@ fn main() -> anyhow::Result<()> {
         shim: args.shim.unwrap_or_else(berth_agent::config::Config::default_shim),
         registries,
         max_connections_per_uid: args.max_connections_per_uid,
+        reinit_metadata: args.reinit_metadata,
+        group: args.group,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

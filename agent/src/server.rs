@@ -15,31 +15,54 @@ use crate::images::ImageService;
 use crate::registry::Puller;
 use crate::shim_binary::SealedShim;
 
+mod metadata;
 mod peers;
 pub use peers::DEFAULT_MAX_PER_UID;
 
 /// Opens everything berthd owns and recovers the containers.
 pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager>> {
     let layout = config.layout();
-    std::fs::create_dir_all(layout.root()).context(|| format!("create {}", layout.root().display()))?;
-    std::fs::create_dir_all(layout.state()).context(|| format!("create {}", layout.state().display()))?;
-    let db = redb::Database::create(layout.meta_db()).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => {
-            AgentError::FailedPrecondition(format!("{} is in use by another berthd", layout.meta_db().display()))
-        }
-        e => AgentError::Db(e.to_string()),
-    })?;
-    let db = Arc::new(db);
+    private_dir(layout.root(), 0o700)?;
+    // The socket's group may reach berthd.sock in it, nothing else.
+    private_dir(layout.state(), 0o711)?;
+    let db = metadata::open(&layout, config.reinit_metadata)?;
+    let sweep = db.sweep;
+    let db = db.db;
     let images = {
         let layout = layout.clone();
         let db = db.clone();
-        tokio::task::spawn_blocking(move || ImageService::open(layout, db))
+        tokio::task::spawn_blocking(move || ImageService::open_with(layout, db, sweep))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??
     };
     let manager = Manager::new(layout, db, Arc::new(images), shim.to_path_buf(), CgroupDriver::default())?;
-    manager.recover().await?;
+    manager.recover(sweep).await?;
     Ok(manager)
+}
+
+/// Gives the socket to its group: the one asked for (which must exist), or
+/// `berth` when the host has it (as dockerd does with `docker`).
+fn socket_group(socket: &std::path::Path, group: Option<&str>) -> Result<()> {
+    let name = group.unwrap_or("berth");
+    let found =
+        nix::unistd::Group::from_name(name).map_err(|e| AgentError::Internal(format!("look up group {name}: {e}")))?;
+    let gid = match (found, group) {
+        (Some(g), _) => g.gid,
+        (None, None) => return Ok(()),
+        (None, Some(_)) => return Err(AgentError::InvalidArgument(format!("group {name} not found"))),
+    };
+    nix::unistd::chown(socket, None, Some(gid)).map_err(|e| AgentError::Io {
+        context: format!("chown {} to group {name}", socket.display()),
+        source: e.into(),
+    })
+}
+
+/// Creates `dir` if needed and gives it `mode` (Docker's root is 0710, its
+/// files readable by root alone: a container's spec holds its environment,
+/// passwords included).
+fn private_dir(dir: &std::path::Path, mode: u32) -> Result<()> {
+    std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).context(|| format!("chmod {}", dir.display()))
 }
 
 /// Serves until a stop signal.
@@ -64,6 +87,7 @@ pub async fn run(config: Config) -> Result<()> {
         .context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
         .context(|| format!("chmod {}", socket.display()))?;
+    socket_group(socket, config.group.as_deref())?;
     tracing::info!(socket = %socket.display(), root = %config.root.display(), "berthd serving");
 
     let mut term = signal(SignalKind::terminate()).context(|| "install SIGTERM handler".into())?;

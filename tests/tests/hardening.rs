@@ -221,3 +221,99 @@ fn a_stalled_exec_does_not_freeze_the_shim() {
     assert_eq!(r.stdout, "alive\n", "{r:?}");
     a.ok(&["rm", "-f", "staller"]);
 }
+
+/// The files of a container (its spec holds its environment: passwords)
+/// and the database are out of reach of other users, even where the
+/// directory above berth's root is open to all.
+#[test]
+fn state_is_private_to_root() {
+    need_root!();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["create", "--name", "secret", "-e", "PASSWORD=hunter2", IMG, "true"]);
+    a.ok(&["start", "secret"]);
+    let id = a.id_of("secret");
+    // Only berth's own modes may protect it: the test's directory is open.
+    std::fs::set_permissions(a.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = a.root.join("containers").join(&id).join("config.json");
+    let meta = a.root.join("meta.redb");
+    assert_eq!(std::fs::metadata(&a.root).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&config).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&meta).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&a.state).unwrap().mode() & 0o777, 0o711);
+    for path in [&config, &meta, &a.root.join("containers")] {
+        let out = std::process::Command::new("/bin/cat").arg(path).uid(65534).gid(65534).output().unwrap();
+        assert!(!out.status.success(), "nobody read {}: {out:?}", path.display());
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
+    }
+    // The socket: 0660, so nobody cannot talk to berthd either.
+    let out = a.ctl_cmd(&["ps"]).uid(65534).gid(65534).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+}
+
+/// A database lost (deleted, or truncated to nothing) must not become lost
+/// containers and images: berthd refuses to start, and with
+/// `--reinit-metadata` starts empty but deletes nothing.
+#[test]
+fn a_lost_database_deletes_nothing() {
+    need_root!();
+    let mut a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "alive", IMG, "sleep", "600"]);
+    a.ok(&["run", "--name", "done", IMG, "true"]);
+    let id = a.id_of("alive");
+    let shim = a.shim_pid(&id).expect("shim pid");
+    let root = a.root.clone();
+    let listing = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let before = (listing("containers"), listing("snapshots"), listing("content/blobs/sha256"));
+    assert_eq!(before.0.len(), 2);
+    assert!(!before.1.is_empty() && !before.2.is_empty());
+    let meta = a.root.join("meta.redb");
+    let berthd = berth_tests::harness::bin_dir().join("berthd");
+    for damage in ["truncate", "delete"] {
+        a.terminate();
+        match damage {
+            "truncate" => std::fs::File::create(&meta).map(drop).unwrap(),
+            _ => std::fs::remove_file(&meta).unwrap(),
+        }
+        let out = std::process::Command::new(&berthd)
+            .args(["--root", a.root.to_str().unwrap(), "--state", a.state.to_str().unwrap()])
+            .args(["--socket", a.socket.to_str().unwrap(), "--shim", a.shim.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{damage}: berthd started over a lost database: {err}");
+        assert!(err.contains("missing or empty") && err.contains("--reinit-metadata"), "{damage}: {err}");
+        assert_eq!((listing("containers"), listing("snapshots"), listing("content/blobs/sha256")), before, "{damage}");
+        assert!(std::path::Path::new(&format!("/proc/{shim}")).exists(), "{damage}: the running container's shim");
+    }
+    // Explicitly: a new database, and still nothing deleted.
+    a.extra_args = vec!["--reinit-metadata".into()];
+    a.spawn();
+    assert_eq!((listing("containers"), listing("snapshots"), listing("content/blobs/sha256")), before);
+    assert!(std::path::Path::new(&format!("/proc/{shim}")).exists());
+    assert!(a.ok(&["ps", "-aq"]).trim().is_empty());
+    // A load into it does not collide with the snapshots kept on disk.
+    a.load_fixture("again/busybox:1");
+    let r = a.ctl(&["run", "--rm", "again/busybox:1", "echo", "fresh"]);
+    assert_eq!(r.stdout, "fresh\n", "{r:?}");
+    // And a restart of that database keeps it so.
+    a.extra_args.clear();
+    a.restart();
+    let after = listing("snapshots");
+    assert!(before.1.iter().all(|s| after.contains(s)), "{before:?} vs {after:?}");
+    // The orphaned container is the operator's to stop now.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::SIGKILL);
+    for cg in Agent::cgroups_of(&id) {
+        let _ = std::fs::remove_dir(cg);
+    }
+}

@@ -11,7 +11,10 @@ use super::Manager;
 use crate::error::Result;
 
 impl Manager {
-    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+    /// `sweep`: whether the database knows the whole root, so that a
+    /// directory it has no record of is an orphan to remove (else it is
+    /// kept and reported: `server/metadata.rs`).
+    pub async fn recover(self: &Arc<Self>, sweep: bool) -> Result<()> {
         let records = self.all_records()?;
         let known: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
         for mut rec in records {
@@ -74,6 +77,10 @@ impl Manager {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if berth_shim::layout::ContainerId::parse(&name).is_ok() && !known.contains(&name) {
+                    if !sweep {
+                        tracing::warn!(id = %&name[..12], dir = %dir.display(), "kept a directory the database does not know");
+                        continue;
+                    }
                     tracing::info!(id = %&name[..12], "removing orphan directory");
                     let _ = std::fs::remove_dir_all(entry.path());
                     let _ = self.cgroups.remove(&name);

@@ -67,6 +67,20 @@ pub fn create_tables(db: &Database) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Makes the next snapshot number larger than `at_least`.
+pub fn raise_snapshot_counter(db: &Database, at_least: u64) -> Result<(), ImageError> {
+    let wtxn = db.begin_write()?;
+    {
+        let mut counters = wtxn.open_table(COUNTERS)?;
+        let last = counters.get(SNAPSHOT_COUNTER)?.map(|v| v.value()).unwrap_or(0);
+        if last < at_least {
+            counters.insert(SNAPSHOT_COUNTER, at_least)?;
+        }
+    }
+    wtxn.commit()?;
+    Ok(())
+}
+
 /// The tables, in a read or a write transaction.
 pub struct TableSet<I, N, S, C> {
     images: I,

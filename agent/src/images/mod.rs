@@ -230,6 +230,14 @@ impl ImageService {
     /// in `content/ingest/`, snapshot dirs the database does not record,
     /// blobs no image references).
     pub fn open(layout: Layout, db: Arc<Database>) -> Result<Self, ImageError> {
+        Self::open_with(layout, db, true)
+    }
+
+    /// As [`ImageService::open`]; with `sweep` false (a database that does
+    /// not know the whole root, `server/metadata.rs`) nothing it does not
+    /// record is removed, and new snapshots are numbered past the
+    /// directories already there.
+    pub fn open_with(layout: Layout, db: Arc<Database>, sweep: bool) -> Result<Self, ImageError> {
         let store = ContentStore::new(&layout);
         for dir in [layout.root().join("content"), layout.blobs_dir(), layout.ingest_dir(), layout.snapshots_dir()] {
             fs::create_dir_all(&dir).map_err(|e| ImageError::io(format!("create {}", dir.display()), e))?;
@@ -243,12 +251,12 @@ impl ImageService {
         let svc = Self { layout, db, store, writer: Mutex::new(()), leases: Arc::default() };
         {
             let _guard = svc.lock();
-            svc.clean_leftovers()?;
+            svc.clean_leftovers(sweep)?;
         }
         Ok(svc)
     }
 
-    fn clean_leftovers(&self) -> Result<(), ImageError> {
+    fn clean_leftovers(&self, sweep: bool) -> Result<(), ImageError> {
         let ingest = self.layout.ingest_dir();
         let partial = pull::partial_dir(&self.layout);
         for entry in read_dir(&ingest)? {
@@ -261,6 +269,17 @@ impl ImageService {
             tracing::info!(path = %entry.display(), "removed interrupted ingest");
         }
         pull::sweep_partials(&self.layout);
+        if !sweep {
+            let dirs = read_dir(&self.layout.snapshots_dir())?;
+            let highest = dirs.iter().filter_map(|d| d.file_name()?.to_str()?.parse::<u64>().ok()).max().unwrap_or(0);
+            meta::raise_snapshot_counter(&self.db, highest)?;
+            tracing::warn!(
+                snapshots = dirs.len(),
+                blobs = self.store.list()?.len(),
+                "kept: the metadata database does not know the whole root"
+            );
+            return Ok(());
+        }
         let rtxn = self.db.begin_read()?;
         let tables = meta::ReadTables::open(&rtxn)?;
         let recorded: std::collections::HashSet<String> =
