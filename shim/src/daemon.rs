@@ -32,7 +32,7 @@ use crate::cli::StartConfig;
 use crate::diag;
 use crate::error::ShimError;
 use crate::init;
-use crate::layout::{atomic_write, ContainerPaths};
+use crate::layout::{atomic_write, ContainerPaths, ExitStatus};
 use crate::logfile::LogFile;
 use crate::service::{self, Running};
 use crate::spec;
@@ -179,6 +179,8 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(ShimError::sys(format!("remove {}", paths.exit_file().display()), e)),
     }
+    let _ = fs::remove_file(paths.spare_exit_file());
+    ExitStatus::reserve(paths).map_err(|e| ShimError::sys(format!("reserve {}", paths.exit_reserve().display()), e))?;
     let plan = {
         let spec = spec::load(paths)?;
         spec::plan(&spec, paths)?

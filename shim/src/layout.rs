@@ -184,6 +184,18 @@ impl ContainerPaths {
     pub fn exit_file(&self) -> PathBuf {
         self.dir.join("exit.json")
     }
+    /// Disk space kept for [`Self::exit_file`] while the container runs.
+    pub fn exit_reserve(&self) -> PathBuf {
+        self.dir.join(".exit.json.reserve")
+    }
+    /// Where the exit status goes when the disk has no room for it.
+    pub fn spare_exit_file(&self) -> PathBuf {
+        self.state_dir.join("exit.json")
+    }
+    /// Whether an exit status was persisted (either place).
+    pub fn has_exit(&self) -> bool {
+        self.exit_file().exists() || self.spare_exit_file().exists()
+    }
     pub fn shim_socket(&self) -> PathBuf {
         self.state_dir.join("shim.sock")
     }
@@ -220,9 +232,65 @@ pub struct ExitStatus {
     pub finished_at: i64,
     #[serde(default)]
     pub oom_killed: bool,
+    /// Bytes of output the log could not take (a full disk) and that no
+    /// notice in the log itself could tell.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_dropped: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Room kept for `exit.json`: a record is about 100 bytes.
+const EXIT_RESERVE: usize = 4096;
+
 impl ExitStatus {
+    /// Sets aside, before the container runs, the disk space its exit
+    /// record will need (`.exit.json.reserve`, allocated and synced), so
+    /// that a container filling the disk cannot cost it its exit status.
+    pub fn reserve(paths: &ContainerPaths) -> io::Result<()> {
+        let path = paths.exit_reserve();
+        let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        // Real blocks, not a hole: zeros written out (fallocate(2) is not
+        // everywhere; 4 KiB is one write).
+        (&f).write_all(&[b' '; EXIT_RESERVE])?;
+        f.sync_all()?;
+        File::open(paths.dir())?.sync_all()
+    }
+
+    /// Persists the status where berthd looks for it: into the reserved
+    /// file (its blocks are already there), renamed to `exit.json`; else a
+    /// new `exit.json`; else, the disk refusing both, `exit.json` in the
+    /// state directory (tmpfs), which berthd reads as well.
+    pub fn persist(&self, paths: &ContainerPaths) -> io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        let reserved = (|| {
+            let path = paths.exit_reserve();
+            let mut f = OpenOptions::new().write(true).open(&path)?;
+            f.write_all(&bytes)?;
+            // Cutting frees blocks: it needs none.
+            f.set_len(bytes.len() as u64)?;
+            f.sync_all()?;
+            fs::rename(&path, paths.exit_file())?;
+            File::open(paths.dir())?.sync_all()
+        })();
+        let Err(first) = reserved else { return Ok(()) };
+        if atomic_write(&paths.exit_file(), &bytes).is_ok() {
+            return Ok(());
+        }
+        atomic_write(&paths.spare_exit_file(), &bytes).map_err(|e| io::Error::new(e.kind(), format!("{first}; {e}")))
+    }
+
+    /// The persisted status: `exit.json`, else its spare in the state
+    /// directory; `Ok(None)` when neither exists.
+    pub fn read_for(paths: &ContainerPaths) -> io::Result<Option<Self>> {
+        match Self::read(&paths.exit_file())? {
+            Some(st) => Ok(Some(st)),
+            None => Self::read(&paths.spare_exit_file()),
+        }
+    }
+
     /// Reads `exit.json`; `Ok(None)` when it does not exist.
     pub fn read(path: &Path) -> io::Result<Option<Self>> {
         match fs::read(path) {
@@ -370,7 +438,7 @@ mod tests {
     fn atomic_write_replaces_whole_file() {
         let dir = tempfile_dir("write");
         let p = dir.join("exit.json");
-        let st = ExitStatus { code: 3, signal: None, finished_at: 42, oom_killed: false };
+        let st = ExitStatus { code: 3, signal: None, finished_at: 42, oom_killed: false, log_dropped: 0 };
         st.write(&p).unwrap();
         assert_eq!(ExitStatus::read(&p).unwrap(), Some(st));
         atomic_write(&p, b"{\"code\":9,\"finished_at\":1}").unwrap();

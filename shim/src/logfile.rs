@@ -86,6 +86,10 @@ struct Live {
     rotated: u32,
     /// A rotation failed and that was reported: stay quiet until one works.
     failing: bool,
+    /// Bytes of records lost to failed writes (a full disk) and not yet
+    /// told in the log, and why.
+    dropped: u64,
+    drop_reason: String,
 }
 
 impl LogFile {
@@ -104,7 +108,7 @@ impl LogFile {
                 rotated = rotated.max(n);
             }
         }
-        let live = Live { file, size, rotated, failing: false };
+        let live = Live { file, size, rotated, failing: false, dropped: 0, drop_reason: String::new() };
         Ok(Self { paths: paths.clone(), limits, live: RefCell::new(live) })
     }
 
@@ -189,15 +193,58 @@ impl LogFile {
 }
 
 impl Live {
+    /// Appends whole records, first the notice of what earlier failures
+    /// dropped, if any. A failed write is undone (the file is cut back to
+    /// its last whole record, so no half record glues onto the next) and
+    /// counted.
     fn write(&mut self, bytes: &[u8]) {
-        match (&self.file).write_all(bytes) {
-            Ok(()) => self.size += bytes.len() as u64,
-            Err(e) => {
-                diag!("write container.log: {e}");
-                // Part of it may have been written.
-                self.size = self.file.metadata().map(|m| m.len()).unwrap_or(self.size);
+        if self.dropped > 0 {
+            let mut notice = Vec::new();
+            let text = format!(
+                "[berth] {} bytes of output dropped: {}",
+                self.dropped,
+                if self.drop_reason.is_empty() { "write failed" } else { &self.drop_reason }
+            );
+            crate::logfmt::encode(&mut notice, crate::layout::now_nanos(), "stderr", false, text.as_bytes());
+            if self.try_write(&notice).is_ok() {
+                self.dropped = 0;
             }
         }
+        if let Err(e) = self.try_write(bytes) {
+            if self.dropped == 0 {
+                diag!("write container.log: {e}; counting what is dropped");
+            }
+            self.dropped += bytes.len() as u64;
+            self.drop_reason = crate::error::os_msg(&e).to_lowercase();
+        }
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match (&self.file).write_all(bytes) {
+            Ok(()) => {
+                self.size += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Part of it may have been written: cut it off (freeing
+                // blocks needs none).
+                let _ = self.file.set_len(self.size);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl LogFile {
+    /// Writes the notice of dropped output, if some is still untold (at the
+    /// container's exit, once the disk may have room again); returns the
+    /// bytes dropped that no notice could tell.
+    pub fn finish(&self) -> u64 {
+        let mut live = self.live.borrow_mut();
+        if live.dropped > 0 {
+            live.write(&[]);
+        }
+        live.dropped
     }
 }
 

@@ -28,7 +28,7 @@ pub fn exit_status(ws: WaitStatus) -> Option<ExitStatus> {
         WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
         _ => return None,
     };
-    Some(ExitStatus { code, signal, finished_at: now_nanos(), oom_killed: false })
+    Some(ExitStatus { code, signal, finished_at: now_nanos(), oom_killed: false, log_dropped: 0 })
 }
 
 /// Children other than the init whose exit someone waits for (exec'd
@@ -121,7 +121,13 @@ pub async fn wait_for(init: Pid, children: &Children) -> ExitStatus {
             Err(e) => {
                 // ECHILD: someone else reaped it. Nothing more can be known.
                 diag!("waitpid: {e}");
-                return ExitStatus { code: 255, signal: None, finished_at: now_nanos(), oom_killed: false };
+                return ExitStatus {
+                    code: 255,
+                    signal: None,
+                    finished_at: now_nanos(),
+                    oom_killed: false,
+                    log_dropped: 0,
+                };
             }
         }
         match &mut sigchld {
@@ -183,7 +189,13 @@ pub fn wait_blocking(init: Pid) -> ExitStatus {
             Err(Errno::EINTR) => {}
             Err(e) => {
                 diag!("waitpid: {e}");
-                return ExitStatus { code: 255, signal: None, finished_at: now_nanos(), oom_killed: false };
+                return ExitStatus {
+                    code: 255,
+                    signal: None,
+                    finished_at: now_nanos(),
+                    oom_killed: false,
+                    log_dropped: 0,
+                };
             }
         }
     }

@@ -148,6 +148,10 @@ async fn run(r: Running, paths: &ContainerPaths) {
             p.abort();
         }
     }
+    // What the log could not take is told in it now if the disk has room
+    // again, else in the exit record.
+    let mut status = status;
+    status.log_dropped = log.finish();
     persist(paths, &status);
     exit_tx.send_replace(Some(status));
     // Attached clients get the rest of the output, then the exit status.
@@ -163,9 +167,10 @@ async fn run(r: Running, paths: &ContainerPaths) {
     reaping.abort();
 }
 
-/// Writes `exit.json`; a failure is logged (nothing else can be done).
+/// Writes `exit.json` (`ExitStatus::persist`); a failure is logged
+/// (nothing else can be done).
 fn persist(paths: &ContainerPaths, status: &ExitStatus) {
-    if let Err(e) = status.write(&paths.exit_file()) {
+    if let Err(e) = status.persist(paths) {
         diag!("write {}: {e}", paths.exit_file().display());
     }
 }

@@ -317,3 +317,47 @@ fn a_lost_database_deletes_nothing() {
         let _ = std::fs::remove_dir(cg);
     }
 }
+
+/// Unmounts a mount the test made, whatever happens.
+struct Unmount(std::path::PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// A container that fills the disk berth's root is on does not lose its
+/// exit status (the space was set aside at its start), and what its log
+/// could not take is said, not silently lost.
+#[test]
+fn a_full_disk_loses_no_exit_status() {
+    need_root!();
+    let mut a = Agent::start();
+    a.terminate();
+    // berth's root on a small filesystem of its own.
+    nix::mount::mount(Some("tmpfs"), &a.root, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=48m,mode=0700"))
+        .expect("mount tmpfs");
+    let _unmount = Unmount(a.root.clone());
+    a.spawn();
+    a.load_fixture(IMG);
+    let script = "echo before-full; dd if=/dev/zero of=/fill bs=1M 2>/dev/null; \
+                  i=0; while [ $i -lt 2000 ]; do echo lost-line-$i; i=$((i+1)); done; exit 7";
+    let r = a.ctl(&["run", "--name", "filler", IMG, "sh", "-c", script]);
+    assert_eq!(r.code, 7, "{r:?}");
+    let id = a.id_of("filler");
+    let inspect = a.ok(&["inspect", "filler"]);
+    assert!(inspect.contains("\"ExitCode\": 7"), "{inspect}");
+    let ps = a.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (7)"), "{ps}");
+    // Room again: the log has what came before, and says what it dropped
+    // (in the log, or where the log could not say it, in the state).
+    std::fs::remove_file(a.root.join("containers").join(&id).join("upper/fill")).unwrap();
+    let logs = a.ctl(&["logs", "filler"]);
+    let inspect = a.ok(&["inspect", "filler"]);
+    assert!(logs.stdout.contains("before-full"), "{logs:?}");
+    let told = logs.stderr.contains("bytes of output dropped") || inspect.contains("bytes of output dropped");
+    assert!(told, "{logs:?} {inspect}");
+    assert!(!logs.stdout.lines().any(|l| l.starts_with("lost-line") && !l.ends_with(char::is_numeric)), "{logs:?}");
+    a.ok(&["rm", "filler"]);
+    a.terminate();
+}

@@ -49,7 +49,7 @@ impl Manager {
         // Finalise exits the shims have persisted but the monitors have not
         // recorded yet, so the listing is never stale.
         for rec in self.all_records()? {
-            if rec.state.status.is_live() && self.paths(&rec).exit_file().exists() {
+            if rec.state.status.is_live() && self.paths(&rec).has_exit() {
                 self.finalize_exit(&rec.id).await?;
             }
         }

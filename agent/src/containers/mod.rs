@@ -313,7 +313,7 @@ impl Manager {
     /// whose shim has persisted an exit is finalised first.
     pub async fn refresh(self: &Arc<Self>, key: &str) -> Result<ContainerRecord> {
         let rec = self.lookup(key)?;
-        if rec.state.status.is_live() && self.paths(&rec).exit_file().exists() {
+        if rec.state.status.is_live() && self.paths(&rec).has_exit() {
             self.finalize_exit(&rec.id).await?;
             return self.lookup(&rec.id);
         }

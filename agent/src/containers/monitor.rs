@@ -24,7 +24,7 @@ impl Manager {
                 match shim_client::wait(&paths.shim_socket()).await {
                     Ok(_) | Err(ShimCallError::Gone(_)) | Err(ShimCallError::Closed) => break,
                     // A reset while the shim exits: its exit.json says so.
-                    Err(_) if paths.exit_file().exists() => break,
+                    Err(_) if paths.has_exit() => break,
                     Err(e) => {
                         tracing::debug!(id = %&id[..12], error = %e, "shim wait interrupted, retrying");
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -47,13 +47,13 @@ impl Manager {
             return Ok(());
         }
         let paths = self.paths(&rec);
-        let mut exit = ExitStatus::read(&paths.exit_file()).ok().flatten();
+        let mut exit = ExitStatus::read_for(&paths).ok().flatten();
         if exit.is_none() {
             // The shim may be alive but between answering and writing:
             // trust only a shim that does not answer at all.
             if shim_client::state(&paths.shim_socket()).await.is_ok() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                exit = ExitStatus::read(&paths.exit_file()).ok().flatten();
+                exit = ExitStatus::read_for(&paths).ok().flatten();
                 if exit.is_none() {
                     return Ok(());
                 }
@@ -74,6 +74,11 @@ impl Manager {
                 rec.state.finished_at = st.finished_at;
                 rec.state.oom_killed = st.oom_killed || oom;
                 rec.state.error.clear();
+                if st.log_dropped > 0 {
+                    // The disk was full: the log could not even say so.
+                    rec.state.error =
+                        format!("{} bytes of output dropped from the log: the disk was full", st.log_dropped);
+                }
             }
             None => {
                 rec.state.exit_code = UNKNOWN_EXIT;

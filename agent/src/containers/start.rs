@@ -26,6 +26,7 @@ impl Manager {
 
         // A restart keeps the writable layer and the log, not the old exit.
         let _ = std::fs::remove_file(paths.exit_file());
+        let _ = std::fs::remove_file(paths.spare_exit_file());
         std::fs::create_dir_all(paths.state_dir()).context(|| format!("create {}", paths.state_dir().display()))?;
 
         let procs = self.cgroups.create(&rec.id)?;
