@@ -15,6 +15,7 @@ use crate::images::ImageService;
 use crate::registry::Puller;
 use crate::shim_binary::SealedShim;
 
+mod authority;
 mod metadata;
 mod peers;
 pub use peers::DEFAULT_MAX_PER_UID;

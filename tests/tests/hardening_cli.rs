@@ -268,11 +268,10 @@ fn a_stock_grpcio_client_is_served() {
 
 /// The other `:authority` values real clients send over a unix socket:
 /// the path (grpc-java, grpcurl `-unix`, grpc-go's passthrough) and the
-/// percent-encoded path (grpcio and grpc C++ from 1.57). h2 refuses both
-/// before any code of berthd's sees the request (RST_STREAM
-/// PROTOCOL_ERROR; no option of hyper's or tonic's relaxes it).
+/// percent-encoded path (grpcio and grpc C++ from 1.57). h2 alone refuses
+/// both (RST_STREAM PROTOCOL_ERROR); berthd's authority filter
+/// (`agent/src/server/authority.rs`) makes them `localhost` first.
 #[test]
-#[ignore = "h2 refuses these authorities; berthd cannot accept them yet"]
 fn grpc_clients_sending_the_socket_path_as_authority_are_served() {
     need_root!();
     let a = Agent::start();

@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tonic::transport::server::{Connected, UdsConnectInfo};
 
+use super::authority::AuthorityFilter;
+
 /// Connections a uid may hold open at once unless `--max-connections-per-uid`
 /// says otherwise: far more than any client needs (berthctl holds one),
 /// few enough that four users cannot exhaust a 1024-fd limit alone.
@@ -89,7 +91,7 @@ impl Stream for Incoming {
                         }
                     };
                     match self.admit(uid) {
-                        Some(slot) => return Poll::Ready(Some(Ok(Conn { stream, _slot: slot }))),
+                        Some(slot) => return Poll::Ready(Some(Ok(Conn::new(stream, slot)))),
                         None => continue,
                     }
                 }
@@ -127,9 +129,21 @@ impl Drop for Slot {
 }
 
 /// An admitted connection; its uid's count goes down when it closes.
+/// What the client sends reaches h2 through an [`AuthorityFilter`] until
+/// the filter steps aside (`authority.rs`).
 pub struct Conn {
     stream: UnixStream,
     _slot: Slot,
+    filter: AuthorityFilter,
+    /// Filtered bytes h2 has yet to read.
+    ready: Vec<u8>,
+    taken: usize,
+}
+
+impl Conn {
+    fn new(stream: UnixStream, slot: Slot) -> Self {
+        Self { stream, _slot: slot, filter: AuthorityFilter::default(), ready: Vec::new(), taken: 0 }
+    }
 }
 
 impl Connected for Conn {
@@ -142,7 +156,34 @@ impl Connected for Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        loop {
+            if this.taken < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.taken);
+                buf.put_slice(&this.ready[this.taken..this.taken + n]);
+                this.taken += n;
+                if this.taken == this.ready.len() {
+                    this.ready.clear();
+                    this.taken = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.filter.passing() {
+                return Pin::new(&mut this.stream).poll_read(cx, buf);
+            }
+            let mut chunk = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    this.filter.finish(&mut this.ready);
+                    if this.ready.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Ok(())) => this.filter.feed(read.filled(), &mut this.ready),
+                other => return other,
+            }
+        }
     }
 }
 
