@@ -361,3 +361,20 @@ fn a_full_disk_loses_no_exit_status() {
     a.ok(&["rm", "filler"]);
     a.terminate();
 }
+
+/// A start that fails keeps the shim's diagnostics (its `shim.log`) until
+/// the container is removed.
+#[test]
+fn a_failed_start_keeps_the_shims_log() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let r = a.ctl(&["run", "--name", "broken", IMG, "/no/such/binary"]);
+    assert_eq!(r.code, 127, "{r:?}");
+    let id = a.id_of("broken");
+    let log = a.state.join(&id).join("shim.log");
+    assert!(log.exists(), "{} is gone", log.display());
+    assert!(!a.state.join(&id).join("shim.sock").exists());
+    a.ok(&["rm", "broken"]);
+    assert!(!a.state.join(&id).exists());
+}

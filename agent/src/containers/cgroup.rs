@@ -154,7 +154,17 @@ impl CgroupDriver {
             .is_some_and(|n| n > 0)
     }
 
-    /// Removes the cgroup; a missing one is fine.
+    /// [`Self::remove`] on a blocking thread: its retries sleep.
+    pub async fn remove_off_runtime(&self, id: &str) -> Result<()> {
+        let (this, id) = (self.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || this.remove(&id))
+            .await
+            .map_err(|e| AgentError::Internal(format!("cgroup removal task: {e}")))?
+    }
+
+    /// Removes the cgroup; a missing one is fine. Blocks (it retries while
+    /// the kernel still counts a dying task): from async code, call
+    /// [`Self::remove_off_runtime`].
     pub fn remove(&self, id: &str) -> Result<()> {
         let cg = self.load(id);
         if !cg.exists() {

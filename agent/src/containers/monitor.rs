@@ -99,7 +99,7 @@ impl Manager {
         // Waiters learn the exit now; the host clean-up below is not theirs
         // to wait for. It stays under the lock so a restart cannot race it.
         let _ = self.exits.send(ev);
-        if let Err(e) = self.cgroups.remove(id) {
+        if let Err(e) = self.cgroups.remove_off_runtime(id).await {
             tracing::warn!(id = %&id[..12], error = %e, "remove cgroup");
         }
         let _ = std::fs::remove_dir_all(paths.state_dir());

@@ -41,7 +41,7 @@ impl Manager {
                     Err(_) => {
                         if self.cgroups.exists(&rec.id) {
                             self.cgroups.kill_all(&rec.id).await;
-                            let _ = self.cgroups.remove(&rec.id);
+                            let _ = self.cgroups.remove_off_runtime(&rec.id).await;
                         }
                         let _ = std::fs::remove_dir_all(paths.state_dir());
                     }
@@ -83,7 +83,7 @@ impl Manager {
                     }
                     tracing::info!(id = %&name[..12], "removing orphan directory");
                     let _ = std::fs::remove_dir_all(entry.path());
-                    let _ = self.cgroups.remove(&name);
+                    let _ = self.cgroups.remove_off_runtime(&name).await;
                 }
             }
         }

@@ -45,7 +45,7 @@ impl Manager {
         };
         let paths = self.paths(&rec);
         self.delete_record(&rec.id)?;
-        let _ = self.cgroups.remove(&rec.id);
+        let _ = self.cgroups.remove_off_runtime(&rec.id).await;
         let _ = std::fs::remove_dir_all(paths.state_dir());
         let dir = paths.dir().to_path_buf();
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))

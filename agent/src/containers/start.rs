@@ -68,8 +68,12 @@ impl Manager {
             // Nothing runs: undo the cgroup, keep the record as created
             // with the error, as Docker does.
             self.cgroups.kill_all(&rec.id).await;
-            let _ = self.cgroups.remove(&rec.id);
-            let _ = std::fs::remove_dir_all(paths.state_dir());
+            let _ = self.cgroups.remove_off_runtime(&rec.id).await;
+            // The shim's own log stays (its diagnostics of the failure)
+            // until the container is removed; only what says "a shim is
+            // here" goes.
+            let _ = std::fs::remove_file(paths.shim_socket());
+            let _ = std::fs::remove_file(paths.shim_pid());
             rec.state.error = message.clone();
             rec.state.exit_code = out.status.code().unwrap_or(1);
             self.put_record(&rec)?;
