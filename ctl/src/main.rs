@@ -4,6 +4,10 @@
 //! container's command cannot be invoked, 127 when it is not found, else
 //! the container's own code. `exec` ends with its process's code (126 or
 //! 127 too), and any attached verb with 0 after the detach keys.
+// The doc comments of the clap types are berthctl's --help text, in
+// Docker's notation (`NAME[:TAG]`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

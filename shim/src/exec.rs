@@ -15,7 +15,7 @@
 //! nothing of the shim or the host is reachable (runc's CVE-2024-21626
 //! class). The rest (working directory, user,
 //! capabilities, no_new_privs, executable lookup, Docker's 126/127 texts)
-//! is the init's own code, [`crate::init::exec_process`].
+//! is the init's own code, `crate::init::exec_process`.
 //!
 //! Fork safety as for the init: the shim's runtime is single-threaded, so
 //! the child's copy of the process holds no lock of another thread.

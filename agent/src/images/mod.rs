@@ -2,7 +2,7 @@
 //! records that tie them together.
 //!
 //! Shape:
-//! * [`reference`] parses and normalises names the way Docker does.
+//! * [`reference`](mod@reference) parses and normalises names the way Docker does.
 //! * [`store`] owns `content/`: a blob becomes visible under
 //!   `content/blobs/sha256/<hex>` only after it was hashed, fsynced and
 //!   checked, and it is renamed there only when the image that needs it is

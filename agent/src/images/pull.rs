@@ -7,7 +7,7 @@
 //! file and unpacked from the same bytes as they arrive ([`PullStage::
 //! fetch_layer`]): one pass, no second read of the blob. Only when every
 //! blob is checked does [`PullStage::commit`] take the lock and hand the
-//! parts to [`Staging`], the pipeline `load` uses, which publishes blobs,
+//! parts to `Staging`, the pipeline `load` uses, which publishes blobs,
 //! renames snapshots and commits the database in one step. Until then
 //! nothing is visible; dropping the [`PullStage`] removes it all, and what
 //! a crash leaves is removed when berthd opens the store.
