@@ -21,7 +21,7 @@ pub enum AgentError {
     /// The container's process could not be started; the text says why in
     /// the words of the runtime (`exec: "x": executable file not found in $PATH`).
     #[error("failed to start container {id}: {message}")]
-    StartFailed { id: String, message: String },
+    StartFailed { id: String, message: String, code: i32 },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]

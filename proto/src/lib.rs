@@ -15,4 +15,9 @@ pub mod shim {
 
 pub mod frame;
 
+/// gRPC metadata key of a `Containers.Start` (or `run`) failure: the exit
+/// code of the container's process that could not start (127 not found,
+/// 126 cannot invoke, 1 anything else), so clients need not read the text.
+pub const START_EXIT_CODE: &str = "berth-start-exit-code";
+
 pub mod text;

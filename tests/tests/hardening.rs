@@ -54,7 +54,7 @@ fn passwd_entry_with_uid_minus_one_is_refused() {
     a.ok(&["run", "--name", "base", IMG, "sh", "-c", "echo 'evil:x:4294967295:4294967295::/:/bin/sh' >> /etc/passwd"]);
     a.ok(&["commit", "base", "evil/passwd:1"]);
     let r = a.ctl(&["run", "--rm", "-u", "evil", "evil/passwd:1", "id"]);
-    assert_eq!(r.code, 125, "{r:?}");
+    assert_eq!(r.code, 126, "{r:?}");
     assert!(r.stderr.contains("out of range"), "{r:?}");
     assert!(!r.stdout.contains("uid=0"), "{r:?}");
 }

@@ -63,9 +63,17 @@ impl From<AgentError> for Status {
             }
             source = s.source();
         }
+        let start_code = match &e {
+            AgentError::StartFailed { code, .. } => Some(*code),
+            _ => None,
+        };
         // Messages quote input (a tar entry's name, a reference): escaped
         // and bounded once, here, for every call (`berth_proto::text`).
-        Status::new(code, text::printable(&message, text::MAX_MESSAGE))
+        let mut status = Status::new(code, text::printable(&message, text::MAX_MESSAGE));
+        if let Some(c) = start_code {
+            status.metadata_mut().insert(berth_proto::START_EXIT_CODE, c.into());
+        }
+        status
     }
 }
 

@@ -77,7 +77,7 @@ impl Manager {
             rec.state.error = message.clone();
             rec.state.exit_code = out.status.code().unwrap_or(1);
             self.put_record(&rec)?;
-            return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message });
+            return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message, code: rec.state.exit_code });
         }
         let shim_us = t_shim.elapsed().as_micros() as u64;
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);

@@ -149,18 +149,14 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
     })
 }
 
-/// Docker's exit code for a start failure: 127 not found, 126 cannot
-/// invoke, else 125.
-fn start_failure_code(message: &str) -> u8 {
-    if message.contains("executable file not found") || message.contains("no such file or directory") {
-        127
-    } else if message.contains("permission denied")
-        || message.contains("unable to find user")
-        || message.contains("is a directory")
-    {
-        126
-    } else {
-        125
+/// Docker's exit code for a start failure: the process's own 127 (not
+/// found) or 126 (cannot invoke), as berthd sends it beside the status
+/// ([`berth_proto::START_EXIT_CODE`]); else 125.
+fn start_failure_code(status: &tonic::Status) -> u8 {
+    let code = status.metadata().get(berth_proto::START_EXIT_CODE).and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    match code {
+        Some(c @ (126 | 127)) => c as u8,
+        _ => 125,
     }
 }
 
@@ -230,7 +226,7 @@ async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Stat
     if rm {
         let _ = c.containers.remove(pb::RemoveContainerRequest { id: ct.id.clone(), force: true }).await;
     }
-    Err(Exit(start_failure_code(s.message())).into())
+    Err(Exit(start_failure_code(&s)).into())
 }
 
 /// Opens the log stream, starts the container once the agent has the log
