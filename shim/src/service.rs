@@ -233,7 +233,11 @@ impl Shared {
     }
 
     fn answer(&self, error: String) -> Response {
-        Response { error, state: Some(self.state()) }
+        self.refuse(proto::ErrorCode::Unspecified, error)
+    }
+
+    fn refuse(&self, code: proto::ErrorCode, error: String) -> Response {
+        Response { error, state: Some(self.state()), code: code as i32 }
     }
 
     /// Resolves once the exit status is persisted.
@@ -244,10 +248,10 @@ impl Shared {
 
     fn kill(&self, k: &KillRequest) -> Response {
         if !(0..=64).contains(&k.signal) {
-            return self.answer(format!("invalid signal {}", k.signal));
+            return self.refuse(proto::ErrorCode::InvalidArgument, format!("invalid signal {}", k.signal));
         }
         if self.reaped.get() {
-            return self.answer("container is not running".into());
+            return self.refuse(proto::ErrorCode::NotRunning, "container is not running".into());
         }
         if k.all {
             for pid in reaper::container_pids(self.pid, &self.cgroup_join) {
@@ -256,8 +260,10 @@ impl Shared {
         }
         match reaper::send_signal(self.pid.as_raw(), k.signal) {
             Ok(()) => self.answer(String::new()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => self.answer("container is not running".into()),
-            Err(e) => self.answer(format!("kill: {}", crate::error::os_msg(&e))),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                self.refuse(proto::ErrorCode::NotRunning, "container is not running".into())
+            }
+            Err(e) => self.refuse(proto::ErrorCode::Internal, format!("kill: {}", crate::error::os_msg(&e))),
         }
     }
 

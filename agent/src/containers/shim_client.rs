@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use berth_proto::frame::{read_frame, write_frame};
-use berth_proto::shim::{request::Kind, KillRequest, Request, Response, ShutdownRequest, StateRequest, WaitRequest};
+use berth_proto::shim::{
+    request::Kind, ErrorCode, KillRequest, Request, Response, ShutdownRequest, StateRequest, WaitRequest,
+};
 use tokio::net::UnixStream;
 
 /// Why a shim call failed.
@@ -18,8 +20,21 @@ pub enum ShimCallError {
     #[error("shim i/o: {0}")]
     Io(#[from] std::io::Error),
     /// The shim answered with an error.
-    #[error("{0}")]
-    Refused(String),
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
+}
+
+impl ShimCallError {
+    /// Whether the shim said its container's init has exited. A shim from
+    /// before the error codes (one that outlived an upgrade of berthd)
+    /// says so only in its text.
+    pub fn not_running(&self) -> bool {
+        match self {
+            Self::Refused { code: ErrorCode::NotRunning, .. } => true,
+            Self::Refused { code: ErrorCode::Unspecified, message } => message.contains("not running"),
+            _ => false,
+        }
+    }
 }
 
 async fn call(socket: &Path, kind: Kind) -> Result<Response, ShimCallError> {
@@ -28,7 +43,7 @@ async fn call(socket: &Path, kind: Kind) -> Result<Response, ShimCallError> {
     write_frame(&mut stream, &Request { kind: Some(kind) }).await?;
     match read_frame::<_, Response>(&mut stream).await? {
         None => Err(ShimCallError::Closed),
-        Some(r) if !r.error.is_empty() => Err(ShimCallError::Refused(r.error)),
+        Some(r) if !r.error.is_empty() => Err(ShimCallError::Refused { code: r.code(), message: r.error }),
         Some(r) => Ok(r),
     }
 }

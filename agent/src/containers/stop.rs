@@ -34,7 +34,7 @@ impl Manager {
     async fn signal(self: &Arc<Self>, rec: &ContainerRecord, signal: i32) -> Result<()> {
         match shim_client::kill(&self.paths(rec).shim_socket(), signal).await {
             Ok(_) => Ok(()),
-            Err(shim_client::ShimCallError::Refused(m)) if m.contains("not running") => {
+            Err(e) if e.not_running() => {
                 Err(AgentError::FailedPrecondition(format!("container {} is not running", rec.name)))
             }
             Err(e) => Err(AgentError::Shim { id: rec.short_id().to_owned(), message: e.to_string() }),
