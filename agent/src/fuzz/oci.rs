@@ -131,14 +131,7 @@ fn check_index(input: &[u8]) {
     let _ = kind_of(None, input);
     let Some(index) = parse::<ImageIndex>(input) else { return };
     index.manifests().iter().for_each(check_descriptor);
-    let entries: Vec<(String, String, Option<String>)> = index
-        .manifests()
-        .iter()
-        .map(|d| match d.platform() {
-            Some(p) => (p.os().to_string(), p.architecture().to_string(), p.variant().clone()),
-            None => (String::new(), String::new(), None),
-        })
-        .collect();
+    let entries = platform::index_entries(&index);
     for want in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "windows/amd64"] {
         let want = Platform::parse(want).unwrap();
         let pick = platform::select(&want, entries.iter().map(|(o, a, v)| (o.as_str(), a.as_str(), v.as_deref())));

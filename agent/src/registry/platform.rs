@@ -104,6 +104,19 @@ impl Platform {
     }
 }
 
+/// The (os, architecture, variant) of each entry of an index, in order;
+/// empty strings for an entry without a platform.
+pub fn index_entries(index: &oci_spec::image::ImageIndex) -> Vec<(String, String, Option<String>)> {
+    index
+        .manifests()
+        .iter()
+        .map(|d| match d.platform() {
+            Some(p) => (p.os().to_string(), p.architecture().to_string(), p.variant().clone()),
+            None => (String::new(), String::new(), None),
+        })
+        .collect()
+}
+
 /// Picks the entry for `want` from `(os, architecture, variant)` triples;
 /// returns its index.
 pub fn select<'a>(

@@ -398,14 +398,7 @@ async fn resolve(
         DocKind::Index => {
             let index = ImageIndex::from_reader(&bytes[..])
                 .map_err(|e| RegistryError::Protocol(format!("index {top_digest}: {e}")))?;
-            let entries: Vec<(String, String, Option<String>)> = index
-                .manifests()
-                .iter()
-                .map(|d| match d.platform() {
-                    Some(p) => (p.os().to_string(), p.architecture().to_string(), p.variant().clone()),
-                    None => (String::new(), String::new(), None),
-                })
-                .collect();
+            let entries = platform::index_entries(&index);
             let pick = platform::select(want, entries.iter().map(|(o, a, v)| (o.as_str(), a.as_str(), v.as_deref())))
                 .ok_or_else(|| RegistryError::NoMatchingManifest(want.to_string()))?;
             let desc = &index.manifests()[pick];
