@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
 use crate::error::{AgentError, IoContext, Result};
+use crate::limits;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -36,6 +37,7 @@ impl Manager {
     #[tracing::instrument(skip_all, fields(image = %opts.image))]
     pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
         let log = logopts::parse(&opts.log_opts)?;
+        limits::check_labels(&opts.labels)?;
         let images = self.images.clone();
         let reference = opts.image.clone();
         // Held until the record is committed: from then on the record keeps
@@ -101,6 +103,7 @@ impl Manager {
             open_stdin: opts.open_stdin,
             console: opts.console,
         };
+        limits::check_process(&process.args, &process.env)?;
         berth_shim::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(
