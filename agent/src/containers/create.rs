@@ -154,8 +154,8 @@ impl Manager {
     /// name that is taken. Check and insert are one write transaction.
     fn insert_named(&self, rec_for: impl Fn(String) -> ContainerRecord, name: &str) -> Result<ContainerRecord> {
         let _guard = self.names_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let all = self.all_records()?;
-        let taken = |n: &str| all.iter().find(|r| r.name == n);
+        let all = self.all_names()?;
+        let taken = |n: &str| all.iter().find(|(_, name)| name == n).map(|(id, _)| id);
         let name = if name.is_empty() {
             let mut attempt = 0;
             loop {
@@ -167,8 +167,7 @@ impl Manager {
             }
         } else if let Some(holder) = taken(name) {
             return Err(AgentError::AlreadyExists(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                holder.id
+                "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         } else {
             name.to_owned()
