@@ -2,6 +2,7 @@
 //! layer's own error type. The gRPC status code of each kind is chosen once,
 //! in `api::status`.
 use crate::images::ImageError;
+use crate::limits::LimitError;
 use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum AgentError {
     /// the words of the runtime (`exec: "x": executable file not found in $PATH`).
     #[error("failed to start container {id}: {message}")]
     StartFailed { id: String, message: String, code: i32 },
+    /// Input over one of berthd's bounds (`limits.rs`).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]

@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod images;
+pub mod limits;
 pub mod registry;
 pub mod server;
 pub mod shim_binary;

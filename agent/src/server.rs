@@ -66,8 +66,33 @@ fn private_dir(dir: &std::path::Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).context(|| format!("chmod {}", dir.display()))
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit. berthd holds a
+/// descriptor per running container (its monitor's `wait` connection to
+/// the shim, `containers/monitor.rs`) besides its clients', so the usual
+/// soft limit of 1024 stopped containers from starting at about the
+/// 1,000th. The soft limit exists for programs that `select(2)` on fds
+/// below 1024 (getrlimit(2)); berthd does not. The shims inherit the raised
+/// limit, the containers do not: their process gets the spec's rlimits
+/// (`spec.rs`), 1024 as in containerd's default spec.
+pub fn raise_nofile_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let old = getrlimit(Resource::Nofile);
+    // An unlimited hard limit cannot be the soft one for files: the
+    // kernel's bound is fs.nr_open (proc(5)).
+    let hard = old.maximum.or_else(|| std::fs::read_to_string("/proc/sys/fs/nr_open").ok()?.trim().parse().ok());
+    let Some(hard) = hard else { return };
+    if old.current.is_some_and(|soft| soft >= hard) {
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: old.maximum }) {
+        Ok(()) => tracing::info!(from = ?old.current, to = hard, "raised the soft limit on open files"),
+        Err(e) => tracing::warn!(error = %e, "raise the soft limit on open files"),
+    }
+}
+
 /// Serves until a stop signal.
 pub async fn run(config: Config) -> Result<()> {
+    raise_nofile_limit();
     // The shim runs from a read-only view of its binary (`shim_binary.rs`),
     // detached again when berthd stops.
     let layout = config.layout();

@@ -2,9 +2,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use berth_proto::v1 as pb;
 use berth_proto::v1::{containers_client::ContainersClient, images_client::ImagesClient, system_client::SystemClient};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::Code;
 
 /// Clients of berthd's three services, on one connection.
 #[derive(Clone)]
@@ -43,4 +45,34 @@ impl Client {
             containers: ContainersClient::new(channel).max_decoding_message_size(64 << 20),
         })
     }
+}
+
+impl Client {
+    /// Containers as `ListStream` sends them, one message each, so no
+    /// number of them makes a message too large to read; from a berthd
+    /// older than the stream, `List`.
+    pub async fn list_containers(&mut self, req: pb::ListContainersRequest) -> Result<Vec<pb::Container>> {
+        match self.containers.list_stream(req.clone()).await {
+            Ok(r) => collect(r.into_inner()).await,
+            Err(s) if s.code() == Code::Unimplemented => Ok(self.containers.list(req).await?.into_inner().containers),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    /// Images as `ListStream` sends them; from an older berthd, `List`.
+    pub async fn list_images(&mut self, req: pb::ListImagesRequest) -> Result<Vec<pb::Image>> {
+        match self.images.list_stream(req.clone()).await {
+            Ok(r) => collect(r.into_inner()).await,
+            Err(s) if s.code() == Code::Unimplemented => Ok(self.images.list(req).await?.into_inner().images),
+            Err(s) => Err(s.into()),
+        }
+    }
+}
+
+async fn collect<T>(mut stream: tonic::Streaming<T>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(item) = stream.message().await? {
+        out.push(item);
+    }
+    Ok(out)
 }

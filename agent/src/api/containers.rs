@@ -65,7 +65,22 @@ impl pb::containers_server::Containers for ContainersApi {
         let r = req.into_inner();
         let filters = Filters::parse(&r.filters)?;
         let list = self.manager.list(r.all, &filters).await?;
-        Ok(Response::new(pb::ListContainersResponse { containers: list.iter().map(convert::container).collect() }))
+        let containers = super::bounded_list(&list, convert::container, "containers")?;
+        Ok(Response::new(pb::ListContainersResponse { containers }))
+    }
+
+    type ListStreamStream = Pin<Box<dyn Stream<Item = Result<pb::Container, Status>> + Send>>;
+
+    async fn list_stream(
+        &self,
+        req: Request<pb::ListContainersRequest>,
+    ) -> Result<Response<Self::ListStreamStream>, Status> {
+        let r = req.into_inner();
+        let filters = Filters::parse(&r.filters)?;
+        let list = self.manager.list(r.all, &filters).await?;
+        // Converted as the client reads: one container's message at a time.
+        let stream = tokio_stream::iter(list).map(|rec| Ok(convert::container(&rec)));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn inspect(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::InspectResponse>, Status> {

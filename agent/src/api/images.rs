@@ -1,6 +1,7 @@
 //! `berth.v1.Images`.
 use std::io::Write;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1 as pb;
@@ -107,7 +108,25 @@ impl pb::images_server::Images for ImagesApi {
             Ok(images.list_filtered(&filters)?)
         })
         .await?;
-        Ok(Response::new(pb::ListImagesResponse { images: list.iter().map(convert::image).collect() }))
+        let images = super::bounded_list(&list, convert::image, "images")?;
+        Ok(Response::new(pb::ListImagesResponse { images }))
+    }
+
+    type ListStreamStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Image, Status>> + Send>>;
+
+    async fn list_stream(
+        &self,
+        req: Request<pb::ListImagesRequest>,
+    ) -> Result<Response<Self::ListStreamStream>, Status> {
+        let r = req.into_inner();
+        let images = self.manager.images.clone();
+        let list = blocking(move || {
+            let filters = ImageFilters::parse(&r.filters)?;
+            Ok(images.list_filtered(&filters)?)
+        })
+        .await?;
+        let stream = futures::stream::iter(list).map(|rec| Ok(convert::image(&rec)));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn tag(&self, req: Request<pb::TagRequest>) -> Result<Response<pb::ImageResponse>, Status> {

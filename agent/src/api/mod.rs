@@ -26,7 +26,9 @@ impl From<AgentError> for Status {
     fn from(e: AgentError) -> Self {
         let code = match &e {
             AgentError::NotFound(_) => Code::NotFound,
-            AgentError::InvalidArgument(_) | AgentError::StartFailed { .. } => Code::InvalidArgument,
+            AgentError::InvalidArgument(_) | AgentError::Limit(_) | AgentError::StartFailed { .. } => {
+                Code::InvalidArgument
+            }
             AgentError::FailedPrecondition(_) => Code::FailedPrecondition,
             AgentError::AlreadyExists(_) => Code::AlreadyExists,
             AgentError::Image(ImageError::NotFound(_)) => Code::NotFound,
@@ -82,6 +84,36 @@ pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?.map_err(Status::from)
+}
+
+/// Bytes of the largest list berthd puts in one message (`List`); a
+/// larger one goes out only as a stream (`ListStream`), one item per
+/// message. Under the 64 MiB berthctl accepted before the streams, so an
+/// old client still reads what fits; the bound keeps one caller's listing
+/// from making berthd build a message of any size.
+pub(crate) const MAX_LIST_REPLY: usize = 16 << 20;
+
+/// `items` for a one-message list, or `RESOURCE_EXHAUSTED` as soon as
+/// they pass `MAX_LIST_REPLY`.
+pub(crate) fn bounded_list<R, T: prost::Message>(
+    items: impl IntoIterator<Item = R>,
+    convert: impl Fn(R) -> T,
+    what: &str,
+) -> Result<Vec<T>, Status> {
+    let mut total = 0usize;
+    let mut out = Vec::new();
+    for item in items {
+        let m = convert(item);
+        total += m.encoded_len();
+        if total > MAX_LIST_REPLY {
+            return Err(Status::resource_exhausted(format!(
+                "the list of {what} is larger than {} MiB; ask for it with ListStream",
+                MAX_LIST_REPLY >> 20
+            )));
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// Bytes per `DataChunk` of a streamed archive (`save`, `export`).
@@ -161,5 +193,20 @@ impl Read for ChunkReader {
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_message_lists_are_bounded() {
+        let image = |n: usize| pb::Image { id: "x".repeat(n), ..Default::default() };
+        let ok = bounded_list(0..4, |_| image(1 << 20), "images").expect("4 MiB fits");
+        assert_eq!(ok.len(), 4);
+        let e = bounded_list(0..17, |_| image(1 << 20), "images").unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        assert_eq!(e.message(), "the list of images is larger than 16 MiB; ask for it with ListStream");
     }
 }

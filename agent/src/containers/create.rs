@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
 use crate::error::{AgentError, IoContext, Result};
+use crate::limits;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -36,6 +37,7 @@ impl Manager {
     #[tracing::instrument(skip_all, fields(image = %opts.image))]
     pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
         let log = logopts::parse(&opts.log_opts)?;
+        limits::check_labels(&opts.labels)?;
         let images = self.images.clone();
         let reference = opts.image.clone();
         // Held until the record is committed: from then on the record keeps
@@ -101,6 +103,7 @@ impl Manager {
             open_stdin: opts.open_stdin,
             console: opts.console,
         };
+        limits::check_process(&process.args, &process.env)?;
         berth_shim::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(
@@ -151,8 +154,8 @@ impl Manager {
     /// name that is taken. Check and insert are one write transaction.
     fn insert_named(&self, rec_for: impl Fn(String) -> ContainerRecord, name: &str) -> Result<ContainerRecord> {
         let _guard = self.names_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let all = self.all_records()?;
-        let taken = |n: &str| all.iter().find(|r| r.name == n);
+        let all = self.all_names()?;
+        let taken = |n: &str| all.iter().find(|(_, name)| name == n).map(|(id, _)| id);
         let name = if name.is_empty() {
             let mut attempt = 0;
             loop {
@@ -164,8 +167,7 @@ impl Manager {
             }
         } else if let Some(holder) = taken(name) {
             return Err(AgentError::AlreadyExists(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                holder.id
+                "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         } else {
             name.to_owned()

@@ -117,6 +117,7 @@ impl Manager {
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
         }
+        crate::limits::check_process(&opts.cmd, &env)?;
         let pick = |given: &str, own: &str| if given.is_empty() { own.to_owned() } else { given.to_owned() };
         let cwd = pick(&opts.workdir, &rec.process.cwd);
         if !cwd.starts_with('/') {

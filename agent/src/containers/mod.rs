@@ -246,6 +246,26 @@ impl Manager {
         Ok(out)
     }
 
+    /// Every container's ID and name, without decoding the rest of the
+    /// records (labels can be 256 KiB each): what a create checks its name
+    /// against.
+    pub(crate) fn all_names(&self) -> Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct Names {
+            id: String,
+            name: String,
+        }
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CONTAINERS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            let n: Names = serde_json::from_slice(v.value())?;
+            out.push((n.id, n.name));
+        }
+        Ok(out)
+    }
+
     pub(crate) fn get_record(&self, id: &str) -> Result<Option<ContainerRecord>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(CONTAINERS)?;

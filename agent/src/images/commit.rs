@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 
 use chrono::SecondsFormat;
-use oci_spec::image::{Descriptor, HistoryBuilder, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, HistoryBuilder, ImageConfiguration, ImageManifest, MediaType};
 use redb::ReadableDatabase;
 
 use super::changes::{self, Change};
@@ -60,6 +60,12 @@ impl ImageService {
                 .image(&input.base_id)?
                 .ok_or_else(|| ImageError::NotFound(input.base_id.clone()))?
         };
+        // Refused before any layer is written.
+        if !input.changes.is_empty() {
+            let mut trial = base.config.clone();
+            changes::apply(&mut trial, &input.changes);
+            check_limits(&trial)?;
+        }
         let manifest_hex = store::sha256_hex(&base.manifest_digest)?.to_owned();
         let manifest_path = self.store.path(&manifest_hex);
         let manifest: ImageManifest = File::open(&manifest_path)
@@ -128,6 +134,18 @@ impl ImageService {
         tracing::info!(id, base = %input.base_id, diff_id = %diff.diff_id, "committed");
         self.just_recorded(id, "committed")
     }
+}
+
+/// The bounds of `limits.rs` on what `--change` made of the config: its
+/// labels, and its entrypoint, command and environment as one process.
+fn check_limits(config: &ImageConfiguration) -> Result<(), ImageError> {
+    let invalid = |e: crate::limits::LimitError| ImageError::Invalid(e.to_string());
+    let Some(c) = config.config() else { return Ok(()) };
+    if let Some(labels) = c.labels() {
+        crate::limits::check_labels(labels).map_err(invalid)?;
+    }
+    let args: Vec<String> = c.entrypoint().iter().chain(c.cmd().iter()).flatten().cloned().collect();
+    crate::limits::check_process(&args, c.env().as_deref().unwrap_or_default()).map_err(invalid)
 }
 
 /// Docker's layer media types as their OCI twins (same bytes), so the new

@@ -25,13 +25,9 @@ pub(super) async fn lookup(c: &mut Client, name: &str) -> Result<pb::Container> 
     let v: serde_json::Value = serde_json::from_str(&json)?;
     let id = v["Id"].as_str().unwrap_or_default().to_owned();
     let status = v["State"]["Status"].as_str().unwrap_or_default().to_owned();
-    let list = c
-        .containers
-        .list(pb::ListContainersRequest { all: true, filters: vec![format!("id={id}")] })
-        .await?
-        .into_inner();
+    let list = c.list_containers(pb::ListContainersRequest { all: true, filters: vec![format!("id={id}")] }).await?;
     // Gone between the two calls: what inspect said is all there is.
-    Ok(list.containers.into_iter().find(|ct| ct.id == id).unwrap_or(pb::Container { id, status, ..Default::default() }))
+    Ok(list.into_iter().find(|ct| ct.id == id).unwrap_or(pb::Container { id, status, ..Default::default() }))
 }
 
 pub async fn attach(mut c: Client, a: AttachArgs) -> Result<u8> {

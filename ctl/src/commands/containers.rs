@@ -192,12 +192,7 @@ fn image_column(c: &pb::Container) -> String {
 
 pub async fn ps(mut c: Client, a: PsArgs) -> Result<u8> {
     let json = a.format.json()?;
-    let list = c
-        .containers
-        .list(pb::ListContainersRequest { all: a.all, filters: a.filter.clone() })
-        .await?
-        .into_inner()
-        .containers;
+    let list = c.list_containers(pb::ListContainersRequest { all: a.all, filters: a.filter.clone() }).await?;
     if a.quiet {
         for ct in &list {
             outln!("{}", if a.no_trunc { ct.id.as_str() } else { &ct.id[..12] })?;

@@ -260,7 +260,7 @@ fn short_id(id: &str, no_trunc: bool) -> String {
 
 pub async fn list(mut c: Client, a: ImagesArgs) -> Result<u8> {
     let json = a.format.json()?;
-    let mut images = c.images.list(pb::ListImagesRequest { filters: a.filters.clone() }).await?.into_inner().images;
+    let mut images = c.list_images(pb::ListImagesRequest { filters: a.filters.clone() }).await?;
     images.sort_by(|x, y| y.created.cmp(&x.created).then(x.names.cmp(&y.names)));
     let mut rows = Vec::new();
     for img in &images {
