@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_shim::layout::{ContainerId, ContainerPaths, Layout};
 use berth_shim::logfile::LogLimits;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -50,6 +50,16 @@ pub use logs::{LogOptions, LogRecord};
 pub use prune::ContainerUsage;
 
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+/// Name → ID of every container: a lookup by name, and a create's check of
+/// its name, read one row instead of decoding every record.
+const NAMES: TableDefinition<&str, &str> = TableDefinition::new("container_names");
+
+/// The two fields of a record a name index needs (the rest, labels
+/// included, is skipped).
+#[derive(Deserialize)]
+struct IdName {
+    name: String,
+}
 
 /// Where a container is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +212,18 @@ impl Manager {
         std::fs::create_dir_all(layout.state())
             .map_err(|source| AgentError::Io { context: "create state dir".into(), source })?;
         let tx = db.begin_write()?;
-        tx.open_table(CONTAINERS)?;
+        {
+            let records = tx.open_table(CONTAINERS)?;
+            let mut names = tx.open_table(NAMES)?;
+            // A database from before the index: built once.
+            if names.is_empty()? && !records.is_empty()? {
+                for row in records.iter()? {
+                    let (id, v) = row?;
+                    let n: IdName = serde_json::from_slice(v.value())?;
+                    names.insert(n.name.as_str(), id.value())?;
+                }
+            }
+        }
         tx.commit()?;
         let (exits, _) = broadcast::channel(1024);
         Ok(Arc::new(Self {
@@ -246,22 +267,36 @@ impl Manager {
         Ok(out)
     }
 
-    /// Every container's ID and name, without decoding the rest of the
-    /// records (labels can be 256 KiB each): what a create checks its name
-    /// against.
+    /// Every container's ID and name (the name index: no record decoded).
     pub(crate) fn all_names(&self) -> Result<Vec<(String, String)>> {
-        #[derive(Deserialize)]
-        struct Names {
-            id: String,
-            name: String,
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(NAMES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (name, id) = row?;
+            out.push((id.value().to_owned(), name.value().to_owned()));
         }
+        Ok(out)
+    }
+
+    /// The ID of the container named `name`.
+    fn id_by_name(&self, name: &str) -> Result<Option<String>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(NAMES)?;
+        Ok(table.get(name)?.map(|v| v.value().to_owned()))
+    }
+
+    /// IDs that start with `prefix` (keys only: no record decoded).
+    fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(CONTAINERS)?;
         let mut out = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            let n: Names = serde_json::from_slice(v.value())?;
-            out.push((n.id, n.name));
+        for row in table.range(prefix..)? {
+            let (id, _) = row?;
+            if !id.value().starts_with(prefix) {
+                break;
+            }
+            out.push(id.value().to_owned());
         }
         Ok(out)
     }
@@ -282,6 +317,7 @@ impl Manager {
         {
             let mut table = tx.open_table(CONTAINERS)?;
             table.insert(rec.id.as_str(), bytes.as_slice())?;
+            tx.open_table(NAMES)?.insert(rec.name.as_str(), rec.id.as_str())?;
         }
         tx.commit()?;
         Ok(())
@@ -291,7 +327,18 @@ impl Manager {
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(CONTAINERS)?;
-            table.remove(id)?;
+            let name = match table.remove(id)? {
+                Some(old) => Some(serde_json::from_slice::<IdName>(old.value())?.name),
+                None => None,
+            };
+            if let Some(name) = name {
+                let mut names = tx.open_table(NAMES)?;
+                // Only if the name is still this container's.
+                let ours = names.get(name.as_str())?.is_some_and(|v| v.value() == id);
+                if ours {
+                    names.remove(name.as_str())?;
+                }
+            }
         }
         tx.commit()?;
         Ok(())
@@ -310,20 +357,19 @@ impl Manager {
             }
         }
         let name = key.strip_prefix('/').unwrap_or(key);
-        let all = self.all_records()?;
-        if let Some(rec) = all.iter().find(|r| r.name == name) {
-            return Ok(rec.clone());
+        if let Some(rec) = self.id_by_name(name)?.map(|id| self.get_record(&id)).transpose()?.flatten() {
+            return Ok(rec);
         }
         let hexish = key.bytes().all(|b| b.is_ascii_hexdigit());
         if hexish {
-            let mut hits = all.into_iter().filter(|r| r.id.starts_with(key));
-            if let Some(first) = hits.next() {
-                if hits.next().is_some() {
-                    return Err(AgentError::InvalidArgument(format!(
-                        "multiple containers found with provided prefix: {key}"
-                    )));
-                }
-                return Ok(first);
+            let hits = self.ids_with_prefix(key)?;
+            if hits.len() > 1 {
+                return Err(AgentError::InvalidArgument(format!(
+                    "multiple containers found with provided prefix: {key}"
+                )));
+            }
+            if let Some(rec) = hits.first().map(|id| self.get_record(id)).transpose()?.flatten() {
+                return Ok(rec);
             }
         }
         Err(not_found())
