@@ -13,3 +13,4 @@ pub mod images;
 pub mod registry;
 pub mod server;
 pub mod shim_binary;
+pub mod tree;

@@ -40,7 +40,7 @@ impl Manager {
                             self.cgroups.kill_all(&rec.id).await;
                             let _ = self.cgroups.remove(&rec.id);
                         }
-                        let _ = std::fs::remove_dir_all(paths.state_dir());
+                        let _ = crate::tree::remove_all(paths.state_dir());
                     }
                 }
                 continue;
@@ -75,7 +75,7 @@ impl Manager {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if berth_shim::layout::ContainerId::parse(&name).is_ok() && !known.contains(&name) {
                     tracing::info!(id = %&name[..12], "removing orphan directory");
-                    let _ = std::fs::remove_dir_all(entry.path());
+                    let _ = crate::tree::remove_all(entry.path());
                     let _ = self.cgroups.remove(&name);
                 }
             }

@@ -68,7 +68,7 @@ impl Manager {
             // with the error, as Docker does.
             self.cgroups.kill_all(&rec.id).await;
             let _ = self.cgroups.remove(&rec.id);
-            let _ = std::fs::remove_dir_all(paths.state_dir());
+            let _ = crate::tree::remove_all(paths.state_dir());
             rec.state.error = message.clone();
             rec.state.exit_code = out.status.code().unwrap_or(1);
             self.put_record(&rec)?;
