@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(mounts(), 1);
         let out = std::process::Command::new(sealed.path()).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "sealed\n");
-        let err = std::fs::set_permissions(sealed.path(), std::fs::Permissions::from_mode(0)).unwrap_err();
+        let err = std::fs::set_permissions(sealed.path(), std::fs::Permissions::from_mode(0o0)).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
         let err = std::fs::OpenOptions::new().append(true).open(sealed.path()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");

@@ -170,7 +170,7 @@ fn stride(len: usize) -> usize {
 
 /// Whether frame `i` of a stack of `len` keeps its fd.
 fn keeps_fd(i: usize, len: usize, stride: usize) -> bool {
-    i == 0 || i + WINDOW >= len || i % stride == 0
+    i == 0 || i + WINDOW >= len || i.is_multiple_of(stride)
 }
 
 /// Closes the fds a stack that just grew by one no longer keeps.
@@ -398,7 +398,7 @@ mod tests {
         let root = rfs::open(&top, DIR_FLAGS, Mode::empty()).unwrap();
         walk::<TreeError>(root, |e| {
             seen += 1;
-            if seen % 500 == 0 {
+            if seen.is_multiple_of(500) {
                 most_fds = most_fds.max(open_fds());
             }
             if e.name == b"bottom" {
@@ -426,12 +426,12 @@ mod tests {
         fs::create_dir(t.path().join("dir")).unwrap();
         fs::write(t.path().join("dir/inner"), b"y").unwrap();
         std::os::unix::fs::symlink(t.path().join("dir"), t.path().join("link")).unwrap();
-        remove_all(&t.path().join("link")).unwrap();
+        remove_all(t.path().join("link")).unwrap();
         assert!(t.path().join("dir/inner").exists(), "a symlink is removed, not followed");
-        remove_all(&t.path().join("file")).unwrap();
-        remove_all(&t.path().join("dir")).unwrap();
+        remove_all(t.path().join("file")).unwrap();
+        remove_all(t.path().join("dir")).unwrap();
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
-        assert_eq!(remove_all(&t.path().join("gone")).unwrap_err().kind(), io::ErrorKind::NotFound);
-        remove_all_if_present(&t.path().join("gone")).unwrap();
+        assert_eq!(remove_all(t.path().join("gone")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        remove_all_if_present(t.path().join("gone")).unwrap();
     }
 }

@@ -188,7 +188,7 @@ fn the_shim_binary_is_out_of_reach_of_exec_children() {
 
     // The second wall: the binary berthd runs is a read-only view.
     let sealed = a.state.join("berth-shim");
-    let err = std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0)).unwrap_err();
+    let err = std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0o0)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(30), "EROFS: {err}");
 }
 

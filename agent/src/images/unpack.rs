@@ -543,17 +543,20 @@ impl Unpacker<'_> {
 /// sparse entry, which the tar reader fills in with zeros, or a plain one
 /// full of them) keeps its holes. Returns the bytes written.
 fn write_sparse(file: &File, data: &[u8], offset: u64) -> io::Result<u64> {
+    static ZEROS: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
+    // A slice comparison is a memcmp, fast in any build.
+    let zero = |b: &[u8]| b == &ZEROS[..b.len()];
     let mut written = 0u64;
     let mut start = 0;
     while start < data.len() {
         let end = (start + HOLE_BLOCK).min(data.len());
         let block = &data[start..end];
-        if !block.iter().all(|&b| b == 0) {
+        if !zero(block) {
             // Coalesce data blocks into one write.
             let mut stop = end;
             while stop < data.len() {
                 let next = (stop + HOLE_BLOCK).min(data.len());
-                if data[stop..next].iter().all(|&b| b == 0) {
+                if zero(&data[stop..next]) {
                     break;
                 }
                 stop = next;
@@ -670,7 +673,7 @@ impl Cursor {
             };
             self.comps.extend(target[depth..stop].iter().map(|c| c.to_vec()));
             // Only checkpoints and the target stay open.
-            if self.fds.last().is_some_and(|(d, _)| *d == depth && depth % CHECKPOINT != 0) {
+            if self.fds.last().is_some_and(|(d, _)| *d == depth && !depth.is_multiple_of(CHECKPOINT)) {
                 self.fds.pop();
             }
             self.fds.push((stop, fd));
@@ -992,6 +995,74 @@ mod tests {
         let etc = fs::symlink_metadata(root.join("etc")).unwrap();
         assert_eq!(etc.mtime(), 1_000_000);
         assert_eq!(fs::symlink_metadata(&root).unwrap().mtime(), 1_000_000);
+    }
+
+    /// A GNU sparse entry of `real` bytes whose data are `chunks`.
+    fn sparse_tar(real: u64, chunks: &[(u64, &[u8])]) -> Vec<u8> {
+        let octal = |field: &mut [u8], n: u64| {
+            field.copy_from_slice(format!("{:0w$o}\0", n, w = field.len() - 1).as_bytes());
+        };
+        let data: Vec<u8> = chunks.iter().flat_map(|c| c.1.iter().copied()).collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.as_old_mut().name[..6].copy_from_slice(b"sparse");
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_size(data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        for (i, (off, bytes)) in chunks.iter().enumerate() {
+            octal(&mut gnu.sparse[i].offset, *off);
+            octal(&mut gnu.sparse[i].numbytes, bytes.len() as u64);
+        }
+        octal(&mut gnu.realsize, real);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(&data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn sparse_files_keep_their_holes() {
+        let (_t, root) = target();
+        let real = 256u64 << 20;
+        let tar = sparse_tar(real, &[(0, &[1u8; 512]), (real - 4096, &[2u8; 4096])]);
+        let u = unpack(&tar[..], &root, "layer test").unwrap();
+        assert_eq!(u.size, real);
+        let m = fs::metadata(root.join("sparse")).unwrap();
+        assert_eq!(m.len(), real);
+        assert!(m.blocks() * 512 < 1 << 20, "{} bytes on disk", m.blocks() * 512);
+        let data = fs::read(root.join("sparse")).unwrap();
+        assert!(data[..512].iter().all(|&b| b == 1));
+        assert!(data[512..(real - 4096) as usize].iter().all(|&b| b == 0));
+        assert!(data[(real - 4096) as usize..].iter().all(|&b| b == 2));
+    }
+
+    #[test]
+    fn layers_past_the_limits_are_refused() {
+        let big = Layer::new().file("big", &vec![1u8; 3 << 20]).finish();
+        let (_t, root) = target();
+        let limits = Limits { max_layer_bytes: 1 << 20, max_expansion_ratio: 0 };
+        let err = unpack_limited(&gzip(&big)[..], &root, "layer sha256:x", limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer sha256:x expands past the limit of 1048576 bytes (max_layer_bytes in berthd's config)"
+        );
+        // A sparse file counts with its holes.
+        let (_t, root) = target();
+        let err = unpack_limited(
+            &sparse_tar(2 << 20, &[(0, &[1u8; 512]), ((2 << 20) - 512, &[2u8; 512])])[..],
+            &root,
+            "layer sha256:y",
+            limits,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("expands past the limit of 1048576 bytes"), "{err}");
+        // Within the limit: fine.
+        let (_t, root) = target();
+        unpack_limited(&big[..], &root, "layer z", Limits { max_layer_bytes: 4 << 20, ..limits }).unwrap();
     }
 
     #[test]
