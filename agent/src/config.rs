@@ -1,8 +1,10 @@
 //! berthd's configuration: where its state lives, where the shim is, and
-//! what the config file (`--config`, TOML) says about registries.
+//! what the config file (`--config`, TOML) says about registries and
+//! images.
 use std::path::PathBuf;
 
 use berth_shim::layout::Layout;
+use serde::Deserialize;
 
 use crate::registry::RegistriesConfig;
 
@@ -44,5 +46,30 @@ impl Config {
             }
         }
         PathBuf::from("berth-shim")
+    }
+}
+
+/// `[images]` of the config file (`docs/choices.md`):
+///
+/// ```toml
+/// [images]
+/// max_layer_bytes = 68719476736  # 64 GiB: most one layer may expand to
+/// max_expansion_ratio = 1000     # past 1 GiB written, per byte of blob; 0: off
+/// ```
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub max_layer_bytes: Option<u64>,
+    pub max_expansion_ratio: Option<u64>,
+}
+
+impl ImagesConfig {
+    /// The unpack limits, defaults where the file says nothing.
+    pub fn limits(&self) -> crate::images::unpack::Limits {
+        let d = crate::images::unpack::Limits::default();
+        crate::images::unpack::Limits {
+            max_layer_bytes: self.max_layer_bytes.unwrap_or(d.max_layer_bytes),
+            max_expansion_ratio: self.max_expansion_ratio.unwrap_or(d.max_expansion_ratio),
+        }
     }
 }

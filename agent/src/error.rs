@@ -77,3 +77,9 @@ db_error!(
     redb::CommitError,
     serde_json::Error
 );
+
+impl From<crate::tree::TreeError> for AgentError {
+    fn from(e: crate::tree::TreeError) -> Self {
+        AgentError::Io { context: format!("{} {}", e.what, e.shown()), source: e.errno.into() }
+    }
+}

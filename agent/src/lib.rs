@@ -14,3 +14,4 @@ pub mod limits;
 pub mod registry;
 pub mod server;
 pub mod shim_binary;
+pub mod tree;

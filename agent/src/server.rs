@@ -32,7 +32,8 @@ pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager
     let images = {
         let layout = layout.clone();
         let db = db.clone();
-        tokio::task::spawn_blocking(move || ImageService::open_with(layout, db, sweep))
+        let limits = config.registries.images.limits();
+        tokio::task::spawn_blocking(move || ImageService::open_with(layout, db, sweep).map(|s| s.with_limits(limits)))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??
     };

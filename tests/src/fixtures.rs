@@ -1223,6 +1223,46 @@ impl Read for Noise {
 // Tests
 // ---------------------------------------------------------------------------
 
+/// A layer tar holding one GNU sparse file `name` of `real_size` bytes
+/// whose only data are `chunks` (offset, bytes; in order, 512-aligned
+/// offsets), everything else a hole. At most four chunks (the old GNU
+/// header's sparse map, no extension headers).
+pub fn gnu_sparse_tar(name: &str, real_size: u64, chunks: &[(u64, &[u8])]) -> Vec<u8> {
+    assert!(chunks.len() <= 4 && name.len() < 100);
+    let octal = |field: &mut [u8], n: u64| {
+        let s = format!("{:0w$o}\0", n, w = field.len() - 1);
+        field.copy_from_slice(s.as_bytes());
+    };
+    let mut data = Vec::new();
+    for (_, bytes) in chunks {
+        data.extend_from_slice(bytes);
+    }
+    let mut h = Header::new_gnu();
+    h.set_entry_type(EntryType::GNUSparse);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(MTIME);
+    h.set_size(data.len() as u64);
+    {
+        let gnu = h.as_gnu_mut().expect("gnu header");
+        for (i, (off, bytes)) in chunks.iter().enumerate() {
+            octal(&mut gnu.sparse[i].offset, *off);
+            octal(&mut gnu.sparse[i].numbytes, bytes.len() as u64);
+        }
+        gnu.isextended[0] = 0;
+        octal(&mut gnu.realsize, real_size);
+    }
+    h.set_cksum();
+    let mut out = Vec::new();
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(&data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -221,7 +221,7 @@ impl Manager {
                 let _ = ready_tx.send(Ok(stat));
                 let mut w = TarOut { b: tar::Builder::new(out), links: Default::default() };
                 let result = w
-                    .entry(fd, &st, name.as_bytes())
+                    .tree(fd, &st, name.as_bytes())
                     .and_then(|()| {
                         w.b.into_inner().map_err(|e| AgentError::Io { context: "write tar".into(), source: e })
                     })
@@ -383,9 +383,37 @@ struct TarOut<W: Write> {
 
 impl<W: Write> TarOut<W> {
     /// Writes the entry of `fd` (an `O_PATH | O_NOFOLLOW` fd), named `name`
-    /// in the tar, and below it if it is a directory.
-    fn entry(&mut self, fd: OwnedFd, st: &Stat, name: &[u8]) -> Result<()> {
-        let shown = String::from_utf8_lossy(name).into_owned();
+    /// in the tar, and everything below it if it is a directory. The walk
+    /// below goes fd to fd without recursion (`tree`), so a tree of any
+    /// depth is copied with a bounded stack and a bounded number of fds.
+    fn tree(&mut self, fd: OwnedFd, st: &Stat, name: &[u8]) -> Result<()> {
+        if !self.entry(&fd, st, name)? {
+            return Ok(());
+        }
+        let listing = rfs::openat(&fd, ".", DIR_FLAGS, Mode::empty())
+            .map_err(|e| io_err(format!("read directory {}", String::from_utf8_lossy(name)), e))?;
+        drop(fd);
+        let prefix: Vec<u8> = if name == b"." { Vec::new() } else { [name, b"/"].concat() };
+        let mut tar_path = Vec::new();
+        crate::tree::walk(listing, |e| {
+            let child = match rfs::openat(e.dir, e.name, PATH_FLAGS | OFlags::NOFOLLOW, Mode::empty()) {
+                Ok(fd) => fd,
+                // Removed meanwhile: a running container changes its files.
+                Err(Errno::NOENT) => return Ok(None),
+                Err(err) => return Err(io_err(format!("open {}", crate::tree::shorten(e.path)), err)),
+            };
+            let st = rfs::fstat(&child).map_err(|err| io_err(format!("stat {}", crate::tree::shorten(e.path)), err))?;
+            tar_path.clear();
+            tar_path.extend_from_slice(&prefix);
+            tar_path.extend_from_slice(e.path);
+            Ok(self.entry(&child, &st, &tar_path)?.then_some((st.st_dev, st.st_ino)))
+        })
+    }
+
+    /// Writes the entry of `fd`, named `name` in the tar; returns whether it
+    /// is a directory to descend into.
+    fn entry(&mut self, fd: &OwnedFd, st: &Stat, name: &[u8]) -> Result<bool> {
+        let shown = crate::tree::shorten(name);
         let werr = |e: io::Error| AgentError::Io { context: format!("write tar entry {shown}"), source: e };
         let tar_name = Path::new(OsStr::from_bytes(name));
         let mut h = Header::new_gnu();
@@ -398,14 +426,11 @@ impl<W: Write> TarOut<W> {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
                 self.b.append_data(&mut h, tar_name, io::empty()).map_err(werr)?;
-                let pseudo = is_pseudo_fs(&fd);
-                if !pseudo {
-                    self.children(&fd, name)?;
-                }
+                return Ok(!is_pseudo_fs(fd));
             }
             FileType::Symlink => {
                 let target =
-                    rfs::readlinkat(&fd, "", Vec::new()).map_err(|e| io_err(format!("read link {shown}"), e))?;
+                    rfs::readlinkat(fd, "", Vec::new()).map_err(|e| io_err(format!("read link {shown}"), e))?;
                 h.set_entry_type(EntryType::Symlink);
                 self.b.append_link(&mut h, tar_name, Path::new(OsStr::from_bytes(target.as_bytes()))).map_err(werr)?;
             }
@@ -415,10 +440,8 @@ impl<W: Write> TarOut<W> {
                     if let Some(first) = self.links.get(&key) {
                         let first = first.clone();
                         h.set_entry_type(EntryType::Link);
-                        return self
-                            .b
-                            .append_link(&mut h, tar_name, Path::new(OsStr::from_bytes(&first)))
-                            .map_err(werr);
+                        self.b.append_link(&mut h, tar_name, Path::new(OsStr::from_bytes(&first))).map_err(werr)?;
+                        return Ok(false);
                     }
                     self.links.insert(key, name.to_vec());
                 }
@@ -450,35 +473,7 @@ impl<W: Write> TarOut<W> {
             }
             _ => tracing::debug!(path = %shown, "socket not copied"),
         }
-        Ok(())
-    }
-
-    fn children(&mut self, dir: &OwnedFd, name: &[u8]) -> Result<()> {
-        let shown = String::from_utf8_lossy(name).into_owned();
-        let rerr = |e: Errno| io_err(format!("read directory {shown}"), e);
-        let listing = rfs::openat(dir, ".", DIR_FLAGS, Mode::empty()).map_err(rerr)?;
-        let mut names = Vec::new();
-        let mut d = rfs::Dir::read_from(&listing).map_err(rerr)?;
-        while let Some(ent) = d.read() {
-            let n = ent.map_err(rerr)?.file_name().to_bytes().to_vec();
-            if n != b"." && n != b".." {
-                names.push(n);
-            }
-        }
-        names.sort();
-        for child in names {
-            let fd = match rfs::openat(dir, child.as_slice(), PATH_FLAGS | OFlags::NOFOLLOW, Mode::empty()) {
-                Ok(fd) => fd,
-                // Removed meanwhile: a running container changes its files.
-                Err(Errno::NOENT) => continue,
-                Err(e) => return Err(rerr(e)),
-            };
-            let st = rfs::fstat(&fd).map_err(rerr)?;
-            let mut path = if name == b"." { Vec::new() } else { [name, b"/"].concat() };
-            path.extend_from_slice(&child);
-            self.entry(fd, &st, &path)?;
-        }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -840,7 +835,7 @@ mod tests {
             assert_eq!(stat.name, "passwd");
             assert_eq!(st.st_size, 7, "{path}");
             let mut out = TarOut { b: tar::Builder::new(Vec::new()), links: Default::default() };
-            out.entry(fd, &st, b"passwd").unwrap();
+            out.tree(fd, &st, b"passwd").unwrap();
             let tar = out.b.into_inner().unwrap();
             let mut ar = tar::Archive::new(&tar[..]);
             let mut e = ar.entries().unwrap().next().unwrap().unwrap();

@@ -145,7 +145,7 @@ impl Manager {
 
         let result = self.insert_named(rec_for, opts.name.trim_start_matches('/'));
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(paths.dir());
+            let _ = crate::tree::remove_all(paths.dir());
         }
         result
     }

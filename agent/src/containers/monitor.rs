@@ -102,7 +102,7 @@ impl Manager {
         if let Err(e) = self.cgroups.remove_off_runtime(id).await {
             tracing::warn!(id = %&id[..12], error = %e, "remove cgroup");
         }
-        let _ = std::fs::remove_dir_all(paths.state_dir());
+        let _ = crate::tree::remove_all(paths.state_dir());
         drop(guard);
         if rec.auto_remove {
             // Its own task: the caller may be one of the log readers the

@@ -43,7 +43,7 @@ impl Manager {
                             self.cgroups.kill_all(&rec.id).await;
                             let _ = self.cgroups.remove_off_runtime(&rec.id).await;
                         }
-                        let _ = std::fs::remove_dir_all(paths.state_dir());
+                        let _ = crate::tree::remove_all(paths.state_dir());
                     }
                 }
                 continue;
@@ -82,7 +82,7 @@ impl Manager {
                         continue;
                     }
                     tracing::info!(id = %&name[..12], "removing orphan directory");
-                    let _ = std::fs::remove_dir_all(entry.path());
+                    let _ = crate::tree::remove_all(entry.path());
                     let _ = self.cgroups.remove_off_runtime(&name).await;
                 }
             }

@@ -46,9 +46,11 @@ impl Manager {
         let paths = self.paths(&rec);
         self.delete_record(&rec.id)?;
         let _ = self.cgroups.remove_off_runtime(&rec.id).await;
-        let _ = std::fs::remove_dir_all(paths.state_dir());
+        let _ = crate::tree::remove_all(paths.state_dir());
         let dir = paths.dir().to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+        // The writable layer may be of any depth: not std's remove_dir_all,
+        // which recurses per level.
+        tokio::task::spawn_blocking(move || crate::tree::remove_all(&dir))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))?
             .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })

@@ -19,18 +19,20 @@
 //! of the tar, blob digest of the gzip stream) are computed on the way.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use super::store::HashingWriter;
 use super::ImageError;
+use crate::tree;
 
 /// What writing a layer produced.
 #[derive(Clone, Debug)]
@@ -64,104 +66,138 @@ pub fn write_layer(upper: &Path, out: File) -> Result<LayerDiff, ImageError> {
 }
 
 /// Writes `upper` as an uncompressed layer tar into `w` and returns `w`.
+/// The tree is walked without recursion and with `*at` calls (`tree`), so
+/// it may be of any depth, and paths of any length become GNU long names.
 pub fn write_tar<W: Write>(upper: &Path, w: W) -> Result<W, ImageError> {
+    let root = rfs::open(upper, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| ImageError::io(format!("open {}", upper.display()), e.into()))?;
     let mut walker = Walker { b: tar::Builder::new(w), links: HashMap::new() };
-    walker.dir(upper, Path::new(""))?;
+    tree::walk(root, |e| walker.entry(e))?;
     walker.b.into_inner().map_err(|e| ImageError::io("write layer tar", e))
+}
+
+impl From<tree::TreeError> for ImageError {
+    fn from(e: tree::TreeError) -> Self {
+        let context = format!("{} {}", e.what, e.shown());
+        ImageError::io(context, e.errno.into())
+    }
 }
 
 struct Walker<W: Write> {
     b: tar::Builder<W>,
     /// (device, inode) of regular files with several links → first path.
-    links: HashMap<(u64, u64), PathBuf>,
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn os(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
 }
 
 impl<W: Write> Walker<W> {
-    fn dir(&mut self, dir: &Path, rel: &Path) -> Result<(), ImageError> {
-        let read_err = |e| ImageError::io(format!("read {}", dir.display()), e);
-        let mut names: Vec<OsString> = fs::read_dir(dir)
-            .map_err(read_err)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(read_err)?;
-        names.sort();
-        for name in names {
-            self.entry(&dir.join(&name), &rel.join(&name), rel, &name)?;
-        }
-        Ok(())
-    }
-
-    fn entry(&mut self, path: &Path, rel: &Path, parent: &Path, name: &OsStr) -> Result<(), ImageError> {
-        let io_err = |what: &str, e: io::Error| ImageError::io(format!("{what} {}", path.display()), e);
-        let md = fs::symlink_metadata(path).map_err(|e| io_err("stat", e))?;
-        let ft = md.file_type();
-        let mut h = header(&md);
-        if ft.is_char_device() && md.rdev() == 0 {
-            let mut wh = OsString::from(".wh.");
-            wh.push(name);
+    /// Writes one entry; returns its identity when it is a directory to
+    /// descend into.
+    fn entry(&mut self, e: &tree::Entry<'_>) -> Result<Option<(u64, u64)>, ImageError> {
+        let (dir, name, rel) = (e.dir, e.name, e.path);
+        let io_err =
+            |what: &str, err: Errno| ImageError::io(format!("{what} {}", tree::shorten(rel)), io::Error::from(err));
+        let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Removed meanwhile (export of a running container).
+            Err(Errno::NOENT) => return Ok(None),
+            Err(err) => return Err(io_err("stat", err)),
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let parent = &rel[..rel.len() - name.len()];
+        let mut h = header(&st);
+        if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+            let wh = [parent, b".wh.", name].concat();
             h.set_entry_type(EntryType::Regular);
             h.set_mode(0o600);
-            return self.append(&mut h, &parent.join(wh), io::empty());
+            self.append(&mut h, &wh, io::empty())?;
+            return Ok(None);
         }
-        if ft.is_socket() {
-            tracing::debug!(path = %path.display(), "socket skipped in layer");
-            return Ok(());
+        if ft == FileType::Socket {
+            tracing::debug!(path = %tree::shorten(rel), "socket skipped in layer");
+            return Ok(None);
         }
-        let (xattrs, opaque) = xattrs(path).map_err(|e| io_err("read xattrs of", e))?;
+        let (xattrs, opaque) = xattrs(dir, name).map_err(|err| io_err("read xattrs of", err))?;
         if !xattrs.is_empty() {
             self.pax(&xattrs)?;
         }
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            self.append(&mut h, rel, io::empty())?;
-            if opaque {
-                let mut o = header(&md);
-                o.set_entry_type(EntryType::Regular);
-                o.set_mode(0o600);
-                self.append(&mut o, &rel.join(".wh..wh..opq"), io::empty())?;
-            }
-            return self.dir(path, rel);
-        }
-        if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(|e| io_err("read link", e))?;
-            h.set_entry_type(EntryType::Symlink);
-            return self.b.append_link(&mut h, rel, target).map_err(|e| io_err("write tar entry for", e));
-        }
-        if ft.is_file() {
-            if md.nlink() > 1 {
-                let key = (md.dev(), md.ino());
-                if let Some(first) = self.links.get(&key) {
-                    h.set_entry_type(EntryType::Link);
-                    let first = first.clone();
-                    return self.b.append_link(&mut h, rel, first).map_err(|e| io_err("write tar entry for", e));
+        match ft {
+            FileType::Directory => {
+                h.set_entry_type(EntryType::Directory);
+                self.append(&mut h, rel, io::empty())?;
+                if opaque {
+                    let mut o = header(&st);
+                    o.set_entry_type(EntryType::Regular);
+                    o.set_mode(0o600);
+                    self.append(&mut o, &[rel, b"/.wh..wh..opq"].concat(), io::empty())?;
                 }
-                self.links.insert(key, rel.to_path_buf());
+                Ok(Some((st.st_dev, st.st_ino)))
             }
-            let file = File::open(path).map_err(|e| io_err("open", e))?;
-            h.set_entry_type(EntryType::Regular);
-            h.set_size(md.len());
-            return self.append(&mut h, rel, Exactly { inner: file, left: md.len() });
+            FileType::Symlink => {
+                let target = rfs::readlinkat(dir, name, Vec::new()).map_err(|err| io_err("read link", err))?;
+                h.set_entry_type(EntryType::Symlink);
+                self.b
+                    .append_link(&mut h, os(rel), os(target.as_bytes()))
+                    .map_err(|err| ImageError::io(format!("write tar entry for {}", tree::shorten(rel)), err))?;
+                Ok(None)
+            }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = self.links.get(&key) {
+                        h.set_entry_type(EntryType::Link);
+                        let first = first.clone();
+                        self.b.append_link(&mut h, os(rel), os(&first)).map_err(|err| {
+                            ImageError::io(format!("write tar entry for {}", tree::shorten(rel)), err)
+                        })?;
+                        return Ok(None);
+                    }
+                    self.links.insert(key, rel.to_vec());
+                }
+                // O_NONBLOCK: a fifo swapped in meanwhile must not block
+                // the open; what was opened is checked to be a file.
+                let fd = rfs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|err| io_err("open", err))?;
+                let now = rfs::fstat(&fd).map_err(|err| io_err("stat", err))?;
+                if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile {
+                    return Err(io_err("open", Errno::STALE));
+                }
+                let size = st.st_size.max(0) as u64;
+                h.set_entry_type(EntryType::Regular);
+                h.set_size(size);
+                self.append(&mut h, rel, Exactly { inner: File::from(fd), left: size })?;
+                Ok(None)
+            }
+            _ => {
+                let kind = match ft {
+                    FileType::CharacterDevice => EntryType::Char,
+                    FileType::BlockDevice => EntryType::Block,
+                    _ => EntryType::Fifo,
+                };
+                h.set_entry_type(kind);
+                if kind != EntryType::Fifo {
+                    let werr = |err| ImageError::io(format!("device number of {}", tree::shorten(rel)), err);
+                    h.set_device_major(rfs::major(st.st_rdev)).map_err(werr)?;
+                    h.set_device_minor(rfs::minor(st.st_rdev)).map_err(werr)?;
+                }
+                self.append(&mut h, rel, io::empty())?;
+                Ok(None)
+            }
         }
-        let kind = if ft.is_char_device() {
-            EntryType::Char
-        } else if ft.is_block_device() {
-            EntryType::Block
-        } else {
-            EntryType::Fifo
-        };
-        h.set_entry_type(kind);
-        if kind != EntryType::Fifo {
-            let dev = md.rdev();
-            h.set_device_major(rustix::fs::major(dev)).map_err(|e| io_err("device number of", e))?;
-            h.set_device_minor(rustix::fs::minor(dev)).map_err(|e| io_err("device number of", e))?;
-        }
-        self.append(&mut h, rel, io::empty())
     }
 
-    fn append(&mut self, h: &mut Header, rel: &Path, data: impl Read) -> Result<(), ImageError> {
+    fn append(&mut self, h: &mut Header, rel: &[u8], data: impl Read) -> Result<(), ImageError> {
         self.b
-            .append_data(h, rel, data)
-            .map_err(|e| ImageError::io(format!("write tar entry for {}", rel.display()), e))
+            .append_data(h, os(rel), data)
+            .map_err(|e| ImageError::io(format!("write tar entry for {}", tree::shorten(rel)), e))
     }
 
     /// A PAX extended header carrying xattrs for the next entry.
@@ -180,13 +216,13 @@ impl<W: Write> Walker<W> {
     }
 }
 
-/// A header with the owner, mode and mtime of `md`.
-fn header(md: &fs::Metadata) -> Header {
+/// A header with the owner, mode and mtime of `st`.
+fn header(st: &rfs::Stat) -> Header {
     let mut h = Header::new_gnu();
-    h.set_mode(md.mode() & 0o7777);
-    h.set_uid(md.uid().into());
-    h.set_gid(md.gid().into());
-    h.set_mtime(md.mtime().max(0) as u64);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid.into());
+    h.set_gid(st.st_gid.into());
+    h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
 }
@@ -206,14 +242,19 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'\n');
 }
 
-/// The xattrs to carry (without `trusted.overlay.*`), and whether the
-/// directory is opaque.
-fn xattrs(path: &Path) -> io::Result<(Vec<Xattr>, bool)> {
+/// The xattrs to carry (without `trusted.overlay.*`) of `name` in `dir`,
+/// and whether it is an opaque directory. An fd cannot carry xattrs for a
+/// symlink or a device node, so this goes through the parent's fd in
+/// `/proc`, whose last component the `l*xattr` calls do not follow.
+fn xattrs(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(Vec<Xattr>, bool), Errno> {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name);
+    let path = OsStr::from_bytes(&p);
     let mut list = vec![0u8; 64 * 1024];
     let n = match rustix::fs::llistxattr(path, &mut list[..]) {
         Ok(n) => n,
         Err(Errno::NOTSUP) => return Ok((Vec::new(), false)),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     let mut opaque = false;
@@ -224,7 +265,7 @@ fn xattrs(path: &Path) -> io::Result<(Vec<Xattr>, bool)> {
             Ok(len) => len,
             // Gone meanwhile.
             Err(Errno::NODATA) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         if name == OPAQUE_XATTR.as_bytes() {
             opaque = &value[..len] == b"y";
@@ -264,6 +305,7 @@ impl<R: Read> Read for Exactly<R> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt;
 

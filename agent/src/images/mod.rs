@@ -188,6 +188,8 @@ pub struct ImageService {
     /// hold this lock from their check to their commit, so an image is
     /// either leased before it is checked or gone before it is leased.
     leases: Arc<Mutex<HashMap<String, usize>>>,
+    /// How far a layer may expand when it is unpacked.
+    pub(crate) limits: unpack::Limits,
 }
 
 /// A hold on one image, from [`ImageService::lease`]: while it lives the
@@ -248,12 +250,26 @@ impl ImageService {
             set_mode(&dir, 0o700)?;
         }
         meta::create_tables(&db)?;
-        let svc = Self { layout, db, store, writer: Mutex::new(()), leases: Arc::default() };
+        let svc = Self {
+            layout,
+            db,
+            store,
+            writer: Mutex::new(()),
+            leases: Arc::default(),
+            limits: unpack::Limits::default(),
+        };
         {
             let _guard = svc.lock();
             svc.clean_leftovers(sweep)?;
         }
         Ok(svc)
+    }
+
+    /// The same service with other unpack limits (`[images]` in the
+    /// config file).
+    pub fn with_limits(mut self, limits: unpack::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn clean_leftovers(&self, sweep: bool) -> Result<(), ImageError> {
@@ -545,7 +561,8 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
 /// Removes a file or a whole tree, not following symlinks.
 pub(crate) fn remove_any(path: &Path) -> Result<(), ImageError> {
     let result = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        // Not std's remove_dir_all, which recurses per level.
+        Ok(m) if m.is_dir() => crate::tree::remove_all(path),
         Ok(_) => fs::remove_file(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -235,7 +235,7 @@ impl PullStage {
             let tmp = self.temp_snapshot()?;
             let fs_dir = tmp.join("fs");
             fs::create_dir(&fs_dir).map_err(|e| ImageError::io(format!("create {}", fs_dir.display()), e))?;
-            Some((tmp, unpack::unpack(&mut *tee, &fs_dir, label)?))
+            Some((tmp, unpack::unpack_limited(&mut *tee, &fs_dir, label, self.svc.limits)?))
         } else {
             None
         };

@@ -131,7 +131,7 @@ impl<'s> Staging<'s> {
         let fs_dir = tmp.join("fs");
         fs::create_dir(&fs_dir).map_err(|e| ImageError::io(format!("create {}", fs_dir.display()), e))?;
         let label = format!("layer {}", layer.digest());
-        let unpacked = unpack::unpack_file(&layer.path, &fs_dir, &label)?;
+        let unpacked = unpack::unpack_file(&layer.path, &fs_dir, &label, self.svc.limits)?;
         Ok((tmp, unpacked))
     }
 

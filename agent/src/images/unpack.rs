@@ -26,12 +26,16 @@
 //! overlayfs (redirects, metacopy). The whole tree is flushed with one
 //! `syncfs(2)` before the caller records the snapshot.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -39,6 +43,7 @@ use sha2::{Digest as _, Sha256};
 use tar::EntryType;
 
 use super::ImageError;
+use crate::tree;
 
 /// What unpacking a layer found.
 #[derive(Clone, Debug)]
@@ -97,15 +102,47 @@ impl Compression {
     }
 }
 
+/// How far one layer may expand when it is unpacked (`[images]` in
+/// berthd's config, `docs/choices.md`). A few kilobytes of gzip, zstd or
+/// GNU sparse map can describe terabytes; these bound what lands on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes a layer may expand to: its decompressed tar stream, or
+    /// the sizes of its files (holes included), whichever is larger.
+    pub max_layer_bytes: u64,
+    /// Once a layer has written more than [`RATIO_FLOOR`] bytes of data
+    /// (holes excluded), at most this many per byte of its blob; 0: no
+    /// ratio.
+    pub max_expansion_ratio: u64,
+}
+
+/// Bytes of data every layer may write whatever its compression ratio.
+pub const RATIO_FLOOR: u64 = 1 << 30;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_layer_bytes: 64 << 30, max_expansion_ratio: 1000 }
+    }
+}
+
 /// Unpacks the layer blob at `blob` into the empty directory `dest`.
 /// `label` names the layer in errors (`layer sha256:...`).
-pub fn unpack_file(blob: &Path, dest: &Path, label: &str) -> Result<Unpacked, ImageError> {
+pub fn unpack_file(blob: &Path, dest: &Path, label: &str, limits: Limits) -> Result<Unpacked, ImageError> {
     let file = File::open(blob).map_err(|e| ImageError::io(format!("open {label}"), e))?;
-    unpack(file, dest, label)
+    unpack_limited(file, dest, label, limits)
+}
+
+/// Unpacks a layer stream into the empty directory `dest`, with the
+/// default [`Limits`].
+#[cfg(test)]
+pub fn unpack(reader: impl Read, dest: &Path, label: &str) -> Result<Unpacked, ImageError> {
+    unpack_limited(reader, dest, label, Limits::default())
 }
 
 /// Unpacks a layer stream into the empty directory `dest`.
-pub fn unpack(reader: impl Read, dest: &Path, label: &str) -> Result<Unpacked, ImageError> {
+pub fn unpack_limited(reader: impl Read, dest: &Path, label: &str, limits: Limits) -> Result<Unpacked, ImageError> {
+    let counts = Rc::new(Counts::default());
+    let reader = Counted { inner: reader, counts: counts.clone() };
     let mut input = BufReader::with_capacity(128 * 1024, reader);
     let head = input.fill_buf().map_err(|e| ImageError::io(format!("read {label}"), e))?;
     let decoder: Box<dyn Read> =
@@ -117,32 +154,66 @@ pub fn unpack(reader: impl Read, dest: &Path, label: &str) -> Result<Unpacked, I
                     .map_err(|e| ImageError::io(format!("start zstd decoder for {label}"), e))?,
             ),
         };
-    let mut stream = LayerStream { inner: decoder, hasher: Sha256::new(), count: 0, trailing_zeros: 0 };
+    let mut stream = LayerStream { inner: decoder, hasher: Sha256::new(), counts: counts.clone(), trailing_zeros: 0 };
     let root = rfs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| ImageError::io(format!("open {}", dest.display()), e.into()))?;
-    let mut u = Unpacker { root, cache: None, label, dir_times: Vec::new(), size: 0, buf: vec![0u8; 128 * 1024] };
+    let mut u = Unpacker {
+        root,
+        cursor: Cursor::default(),
+        label,
+        dir_times: HashMap::new(),
+        root_times: None,
+        size: 0,
+        written: 0,
+        limits,
+        counts: counts.clone(),
+        buf: vec![0u8; 128 * 1024],
+    };
     {
         let mut archive = tar::Archive::new(&mut stream);
         let entries = archive.entries().map_err(|e| corrupt(label, &e))?;
         for entry in entries {
             let entry = entry.map_err(|e| corrupt(label, &e))?;
+            u.check_limits(0)?;
             u.entry(entry)?;
         }
     }
     // The diff ID covers the whole stream: end-of-archive blocks and the
     // padding after them too.
     io::copy(&mut stream, &mut io::sink()).map_err(|e| corrupt(label, &e))?;
+    u.check_limits(0)?;
     // POSIX ends an archive with two zero blocks; a stream cut at an entry
     // boundary has none, and the tar reader takes its EOF for the end.
     if stream.trailing_zeros < 512 {
         return Err(ImageError::Invalid(format!(
             "{label}: truncated tar archive (no end-of-archive marker after {} bytes)",
-            stream.count
+            counts.tar.get()
         )));
     }
     u.finish()?;
     rfs::syncfs(&u.root).map_err(|e| ImageError::io(format!("syncfs {label}"), e.into()))?;
     Ok(Unpacked { diff_id: format!("sha256:{}", hex::encode(stream.hasher.finalize())), size: u.size })
+}
+
+/// Bytes read so far: of the blob, and of the tar stream decompressed.
+#[derive(Default)]
+struct Counts {
+    blob: Cell<u64>,
+    tar: Cell<u64>,
+}
+
+/// Counts the bytes of the blob as they are read.
+struct Counted<R> {
+    inner: R,
+    counts: Rc<Counts>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counts.blob.set(self.counts.blob.get() + n as u64);
+        Ok(n)
+    }
 }
 
 fn corrupt(label: &str, e: &io::Error) -> ImageError {
@@ -154,7 +225,7 @@ fn corrupt(label: &str, e: &io::Error) -> ImageError {
 struct LayerStream<R> {
     inner: R,
     hasher: Sha256,
-    count: u64,
+    counts: Rc<Counts>,
     trailing_zeros: u64,
 }
 
@@ -163,7 +234,7 @@ impl<R: Read> Read for LayerStream<R> {
         let n = self.inner.read(buf)?;
         let data = &buf[..n];
         self.hasher.update(data);
-        self.count += n as u64;
+        self.counts.tar.set(self.counts.tar.get() + n as u64);
         match data.iter().rposition(|&b| b != 0) {
             Some(i) => self.trailing_zeros = (n - i - 1) as u64,
             None => self.trailing_zeros += n as u64,
@@ -174,8 +245,16 @@ impl<R: Read> Read for LayerStream<R> {
 
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS).union(ResolveFlags::NO_MAGICLINKS);
 const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
-/// Longest entry path accepted (`PATH_MAX`).
+/// Longest path accepted where one path-based syscall takes it whole
+/// (`PATH_MAX`): `cp` into a container.
 const PATH_MAX: usize = 4096;
+/// Longest entry path a layer may hold. Layers are unpacked fd by fd
+/// (`Cursor`), so an entry may be deeper than `PATH_MAX`: a container can
+/// make such a tree, and its commit must unpack again. 256 KiB is 10,000
+/// levels of 25-byte names.
+const MAX_ENTRY_PATH: usize = 256 * 1024;
+/// Block size below which a run of zeros is written rather than skipped.
+const HOLE_BLOCK: usize = 4096;
 
 /// Owner, mode, xattrs and times of one entry.
 pub(crate) struct Attrs {
@@ -189,13 +268,20 @@ pub(crate) struct Attrs {
 struct Unpacker<'l> {
     /// The snapshot root: every path is resolved beneath it.
     root: OwnedFd,
-    /// The last parent directory opened (entries come grouped by
-    /// directory), by its path relative to the root.
-    cache: Option<(Vec<u8>, OwnedFd)>,
+    /// The parent directory of the last entry, and checkpoints above it.
+    cursor: Cursor,
     label: &'l str,
-    /// Directories whose times are set at the end.
-    dir_times: Vec<(Vec<Vec<u8>>, Timestamps)>,
+    /// Times of directories, by (device, inode), set once every entry is
+    /// in place (adding a child changes its parent's mtime). By inode, not
+    /// path: paths of a deep tree do not fit in memory many times over.
+    dir_times: HashMap<(u64, u64), Timestamps>,
+    root_times: Option<Timestamps>,
+    /// Bytes of regular files, holes included.
     size: u64,
+    /// Bytes of file data written, holes excluded.
+    written: u64,
+    limits: Limits,
+    counts: Rc<Counts>,
     buf: Vec<u8>,
 }
 
@@ -211,7 +297,9 @@ impl Unpacker<'_> {
         }
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let comps = split_path(&raw_path).map_err(|m| ImageError::Invalid(format!("{label}: path {shown:?} {m}")))?;
+        let shown = tree::shorten(shown.as_bytes());
+        let comps = split_components(&raw_path, MAX_ENTRY_PATH)
+            .map_err(|m| ImageError::Invalid(format!("{label}: path {shown:?} {m}")))?;
         let attrs = read_attrs(&mut entry).map_err(|e| corrupt(label, &e))?;
 
         let Some((name, parent)) = comps.split_last() else {
@@ -224,15 +312,21 @@ impl Unpacker<'_> {
             let root = self.root.as_fd();
             set_owner_mode(root, &attrs).map_err(|e| io_err(label, &shown, "set owner", e))?;
             set_xattrs(Target::Fd(root), &attrs.xattrs, label, &shown)?;
-            self.dir_times.push((Vec::new(), attrs.times));
+            self.root_times = Some(attrs.times);
             return Ok(());
         };
 
         let root = self.root.as_fd();
-        let dir = cached_dir(&mut self.cache, root, parent, true).map_err(|e| path_err(label, &shown, e))?;
+        self.cursor.open(root, parent).map_err(|e| path_err(label, &shown, e))?;
+        for id in self.cursor.created.drain(..) {
+            // A directory made here for the path is new: no times from an
+            // earlier one with the same inode number apply to it.
+            self.dir_times.remove(&id);
+        }
+        let dir = self.cursor.current(root);
 
         // Whiteouts.
-        if name.as_slice() == b".wh..wh..opq" {
+        if *name == b".wh..wh..opq" {
             return rfs::fsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                 .map_err(|e| io_err(label, &shown, "mark opaque", e));
         }
@@ -252,7 +346,7 @@ impl Unpacker<'_> {
             rfs::chownat(dir, hidden, Some(attrs.uid), Some(attrs.gid), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| io_err(label, &shown, "set owner", e))?;
             if removed_dir {
-                self.cache = None;
+                self.cursor.forget();
             }
             return Ok(());
         }
@@ -263,7 +357,7 @@ impl Unpacker<'_> {
                 let (fd, removed) = replace_with(dir, name, || {
                     rfs::openat(
                         dir,
-                        name.as_slice(),
+                        *name,
                         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o600),
                     )
@@ -280,7 +374,8 @@ impl Unpacker<'_> {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(corrupt(label, &e)),
                     };
-                    file.write_all(&self.buf[..n])
+                    self.check_limits(copied + n as u64)?;
+                    self.written += write_sparse(&file, &self.buf[..n], copied)
                         .map_err(|e| ImageError::io(format!("{label}: write {shown:?}"), e))?;
                     copied += n as u64;
                 }
@@ -289,30 +384,34 @@ impl Unpacker<'_> {
                         "{label}: corrupt or truncated layer: {shown:?} has {copied} of {want} bytes"
                     )));
                 }
+                // Zeros skipped at the end are a hole the size must cover.
+                file.set_len(copied).map_err(|e| ImageError::io(format!("{label}: write {shown:?}"), e))?;
+                file.flush().map_err(|e| ImageError::io(format!("{label}: write {shown:?}"), e))?;
                 set_owner_mode(file.as_fd(), &attrs).map_err(|e| io_err(label, &shown, "set owner and mode", e))?;
                 set_xattrs(Target::Fd(file.as_fd()), &attrs.xattrs, label, &shown)?;
                 rfs::futimens(&file, &attrs.times).map_err(|e| io_err(label, &shown, "set times", e))?;
                 self.size += copied;
             }
             EntryType::Directory => {
-                match rfs::mkdirat(dir, name.as_slice(), Mode::from_raw_mode(0o700)) {
+                match rfs::mkdirat(dir, *name, Mode::from_raw_mode(0o700)) {
                     Ok(()) => {}
                     Err(Errno::EXIST) => {
-                        let st = rfs::statat(dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                        let st = rfs::statat(dir, *name, AtFlags::SYMLINK_NOFOLLOW)
                             .map_err(|e| io_err(label, &shown, "stat", e))?;
                         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                            rfs::unlinkat(dir, name.as_slice(), AtFlags::empty())
-                                .and_then(|()| rfs::mkdirat(dir, name.as_slice(), Mode::from_raw_mode(0o700)))
+                            rfs::unlinkat(dir, *name, AtFlags::empty())
+                                .and_then(|()| rfs::mkdirat(dir, *name, Mode::from_raw_mode(0o700)))
                                 .map_err(|e| io_err(label, &shown, "replace with a directory", e))?;
                         }
                     }
                     Err(e) => return Err(io_err(label, &shown, "create directory", e)),
                 }
-                let fd = rfs::openat(dir, name.as_slice(), DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
+                let fd = rfs::openat(dir, *name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
                     .map_err(|e| io_err(label, &shown, "open directory", e))?;
                 set_owner_mode(fd.as_fd(), &attrs).map_err(|e| io_err(label, &shown, "set owner and mode", e))?;
                 set_xattrs(Target::Fd(fd.as_fd()), &attrs.xattrs, label, &shown)?;
-                self.dir_times.push((comps.clone(), attrs.times));
+                let st = rfs::fstat(&fd).map_err(|e| io_err(label, &shown, "stat", e))?;
+                self.dir_times.insert((st.st_dev, st.st_ino), attrs.times);
             }
             EntryType::Symlink => {
                 let target = entry
@@ -320,14 +419,14 @@ impl Unpacker<'_> {
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ImageError::Invalid(format!("{label}: symlink {shown:?} has no target")))?
                     .into_owned();
-                removed_dir = replace(dir, name, || rfs::symlinkat(target.as_slice(), dir, name.as_slice()))
+                removed_dir = replace(dir, name, || rfs::symlinkat(target.as_slice(), dir, *name))
                     .map_err(|e| io_err(label, &shown, "create symlink", e))?;
                 node_attrs(label, dir, name, &attrs, false, &shown)?;
             }
             EntryType::Link => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                 let target_shown = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = split_path(&target).map_err(|m| {
+                let tcomps = split_components(&target, MAX_ENTRY_PATH).map_err(|m| {
                     ImageError::Invalid(format!("{label}: hard link {shown:?}: target {target_shown:?} {m}"))
                 })?;
                 let Some((tname, tparent)) = tcomps.split_last() else {
@@ -338,21 +437,21 @@ impl Unpacker<'_> {
                         "{label}: hard link {shown:?} points to {target_shown:?}, which is not in the layer"
                     ))
                 };
-                let tdir_owned = match open_beneath(root, tparent, false) {
+                let tdir_owned = match open_beneath(root, tparent) {
                     Ok(fd) => fd,
                     Err(Errno::NOENT) => return Err(not_in_layer()),
                     Err(e) => return Err(path_err(label, &target_shown, e)),
                 };
                 let tdir = tdir_owned.as_ref().map_or(root, |f| f.as_fd());
-                removed_dir =
-                    replace(dir, name, || rfs::linkat(tdir, tname.as_slice(), dir, name.as_slice(), AtFlags::empty()))
-                        .map_err(|e| match e {
-                            Errno::NOENT => not_in_layer(),
-                            Errno::PERM => ImageError::Invalid(format!(
-                                "{label}: hard link {shown:?} points to {target_shown:?}, which is a directory"
-                            )),
-                            e => io_err(label, &shown, "create hard link", e),
-                        })?;
+                removed_dir = replace(dir, name, || rfs::linkat(tdir, *tname, dir, *name, AtFlags::empty())).map_err(
+                    |e| match e {
+                        Errno::NOENT => not_in_layer(),
+                        Errno::PERM => ImageError::Invalid(format!(
+                            "{label}: hard link {shown:?} points to {target_shown:?}, which is a directory"
+                        )),
+                        e => io_err(label, &shown, "create hard link", e),
+                    },
+                )?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let (ftype, dev) = match kind {
@@ -369,7 +468,7 @@ impl Unpacker<'_> {
                         }
                     }
                 };
-                removed_dir = replace(dir, name, || rfs::mknodat(dir, name.as_slice(), ftype, Mode::empty(), dev))
+                removed_dir = replace(dir, name, || rfs::mknodat(dir, *name, ftype, Mode::empty(), dev))
                     .map_err(|e| io_err(label, &shown, "create node", e))?;
                 node_attrs(label, dir, name, &attrs, true, &shown)?;
             }
@@ -378,36 +477,98 @@ impl Unpacker<'_> {
             }
         }
         if removed_dir {
-            self.cache = None;
+            self.cursor.forget();
         }
         Ok(())
     }
 
-    /// Sets directory times once every entry is in place. A directory that
-    /// a later entry replaced is skipped.
+    /// Sets directory times once every entry is in place, in one walk of
+    /// the snapshot. A directory that a later entry replaced is gone, and
+    /// so are its times.
     fn finish(&mut self) -> Result<(), ImageError> {
-        let root = self.root.as_fd();
-        for (comps, times) in &self.dir_times {
-            let shown = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
-            let result = match comps.split_last() {
-                None => rfs::futimens(root, times),
-                Some((name, parent)) => match open_beneath(root, parent, false) {
-                    Ok(fd) => rfs::utimensat(
-                        fd.as_ref().map_or(root, |f| f.as_fd()),
-                        name.as_slice(),
-                        times,
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    ),
-                    Err(e) => Err(e),
-                },
-            };
-            match result {
-                Ok(()) | Err(Errno::NOENT) | Err(Errno::LOOP) | Err(Errno::NOTDIR) => {}
-                Err(e) => return Err(io_err(self.label, &shown, "set directory times", e)),
-            }
+        let label = self.label;
+        if !self.dir_times.is_empty() {
+            let top = rfs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())
+                .map_err(|e| io_err(label, "/", "open the snapshot", e))?;
+            let times = &self.dir_times;
+            tree::walk::<ImageError>(top, |e| {
+                if e.file_type != FileType::Directory && e.file_type != FileType::Unknown {
+                    return Ok(None);
+                }
+                let shown = || tree::shorten(e.path);
+                let st = rfs::statat(e.dir, e.name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| io_err(label, &shown(), "stat", err))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    return Ok(None);
+                }
+                if let Some(t) = times.get(&(st.st_dev, st.st_ino)) {
+                    rfs::utimensat(e.dir, e.name, t, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|err| io_err(label, &shown(), "set directory times", err))?;
+                }
+                Ok(Some((st.st_dev, st.st_ino)))
+            })?;
+        }
+        if let Some(t) = &self.root_times {
+            rfs::futimens(&self.root, t).map_err(|e| io_err(label, "/", "set directory times", e))?;
         }
         Ok(())
     }
+
+    /// Refuses a layer that expands past its limits; `pending` bytes of the
+    /// current file are about to be counted.
+    fn check_limits(&self, pending: u64) -> Result<(), ImageError> {
+        let label = self.label;
+        let max = self.limits.max_layer_bytes;
+        let expanded = self.counts.tar.get().max(self.size + pending);
+        if expanded > max {
+            return Err(ImageError::Invalid(format!(
+                "{label} expands past the limit of {max} bytes (max_layer_bytes in berthd's config)"
+            )));
+        }
+        let ratio = self.limits.max_expansion_ratio;
+        let blob = self.counts.blob.get().max(1);
+        if ratio > 0 && self.written > RATIO_FLOOR && self.written / blob >= ratio {
+            return Err(ImageError::Invalid(format!(
+                "{label} expands to more than {ratio} times its compressed size ({} bytes written from {blob} \
+                 bytes; max_expansion_ratio in berthd's config)",
+                self.written
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `data` at `offset` of a file that is new (so unwritten ranges
+/// read as zeros), skipping whole blocks of zeros: a sparse file (a GNU
+/// sparse entry, which the tar reader fills in with zeros, or a plain one
+/// full of them) keeps its holes. Returns the bytes written.
+fn write_sparse(file: &File, data: &[u8], offset: u64) -> io::Result<u64> {
+    static ZEROS: [u8; HOLE_BLOCK] = [0; HOLE_BLOCK];
+    // A slice comparison is a memcmp, fast in any build.
+    let zero = |b: &[u8]| b == &ZEROS[..b.len()];
+    let mut written = 0u64;
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + HOLE_BLOCK).min(data.len());
+        let block = &data[start..end];
+        if !zero(block) {
+            // Coalesce data blocks into one write.
+            let mut stop = end;
+            while stop < data.len() {
+                let next = (stop + HOLE_BLOCK).min(data.len());
+                if zero(&data[stop..next]) {
+                    break;
+                }
+                stop = next;
+            }
+            file.write_all_at(&data[start..stop], offset + start as u64)?;
+            written += (stop - start) as u64;
+            start = stop;
+            continue;
+        }
+        start = end;
+    }
+    Ok(written)
 }
 
 /// Owner, mode (unless a symlink), xattrs and times of an entry that
@@ -437,9 +598,16 @@ fn node_attrs(
     rfs::utimensat(dir, name, &attrs.times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_err(label, shown, "set times", e))
 }
 
-/// The entry path as components: no empty or `.` ones, no `..`.
+/// The entry path as components: no empty or `.` ones, no `..`; at most
+/// `PATH_MAX` bytes.
 pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
-    if raw.len() > PATH_MAX {
+    Ok(split_components(raw, PATH_MAX)?.into_iter().map(<[u8]>::to_vec).collect())
+}
+
+/// The components of a path of at most `max` bytes: no empty or `.` ones,
+/// no `..`.
+fn split_components(raw: &[u8], max: usize) -> Result<Vec<&[u8]>, &'static str> {
+    if raw.len() > max {
         return Err("is too long");
     }
     if raw.contains(&0) {
@@ -450,69 +618,137 @@ pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
         match c {
             b"" | b"." => {}
             b".." => return Err("contains \"..\""),
-            c => out.push(c.to_vec()),
+            c => out.push(c),
         }
     }
     Ok(out)
 }
 
-/// The parent directory of an entry, from the one-entry cache or opened
-/// (and, with `create`, made) beneath the root.
-fn cached_dir<'a>(
-    cache: &'a mut Option<(Vec<u8>, OwnedFd)>,
-    root: BorrowedFd<'a>,
-    comps: &[Vec<u8>],
-    create: bool,
-) -> Result<BorrowedFd<'a>, Errno> {
-    if comps.is_empty() {
-        return Ok(root);
+/// Directories a [`Cursor`] keeps open above the current one: every
+/// `CHECKPOINT`-th level.
+const CHECKPOINT: usize = 128;
+
+/// The parent directory of the last entry, opened beneath the root, and
+/// every `CHECKPOINT`-th directory above it. Entries come grouped by
+/// directory and in walk order, so the next parent is nearly always the
+/// same, a child of it, or an ancestor near a checkpoint: each is opened
+/// from the closest open directory, never by a path from the root that
+/// could pass `PATH_MAX`, and the fds held stay few (at most
+/// `MAX_ENTRY_PATH / 2 / CHECKPOINT`).
+#[derive(Default)]
+struct Cursor {
+    /// Components of the current directory.
+    comps: Vec<Vec<u8>>,
+    /// (depth, fd) of open directories on the way, deepest last; depth is
+    /// the number of components.
+    fds: Vec<(usize, OwnedFd)>,
+    /// (device, inode) of directories made since last drained.
+    created: Vec<(u64, u64)>,
+}
+
+impl Cursor {
+    /// Opens (making what is missing) the directory `target` beneath
+    /// `root`.
+    fn open(&mut self, root: BorrowedFd<'_>, target: &[&[u8]]) -> Result<(), Errno> {
+        if target.is_empty() {
+            self.forget();
+            return Ok(());
+        }
+        let same = self.comps.iter().zip(target).take_while(|(a, b)| a.as_slice() == **b).count();
+        self.comps.truncate(same);
+        while self.fds.last().is_some_and(|(d, _)| *d > same) {
+            self.fds.pop();
+        }
+        let mut depth = self.fds.last().map_or(0, |(d, _)| *d);
+        self.comps.truncate(depth);
+        while depth < target.len() {
+            // Up to the next checkpoint, or the target, in one openat2
+            // when the directories exist.
+            let stop = ((depth / CHECKPOINT + 1) * CHECKPOINT).min(target.len());
+            let base = self.fds.last().map_or(root, |(_, f)| f.as_fd());
+            let fd = match open_chunk(base, &target[depth..stop]) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => make_dirs(base, &target[depth..stop], &mut self.created)?,
+                Err(e) => return Err(e),
+            };
+            self.comps.extend(target[depth..stop].iter().map(|c| c.to_vec()));
+            // Only checkpoints and the target stay open.
+            if self.fds.last().is_some_and(|(d, _)| *d == depth && !depth.is_multiple_of(CHECKPOINT)) {
+                self.fds.pop();
+            }
+            self.fds.push((stop, fd));
+            depth = stop;
+        }
+        Ok(())
     }
-    let key = comps.join(&b'/');
-    if !matches!(cache, Some((k, _)) if *k == key) {
-        let fd = open_beneath(root, comps, create)?.ok_or(Errno::INVAL)?;
-        *cache = Some((key, fd));
+
+    /// The directory last opened (`root` when it was the root).
+    fn current<'a>(&'a self, root: BorrowedFd<'a>) -> BorrowedFd<'a> {
+        self.fds.last().map_or(root, |(_, f)| f.as_fd())
     }
-    let cache: &'a Option<(Vec<u8>, OwnedFd)> = cache;
-    match cache {
-        Some((_, fd)) => Ok(fd.as_fd()),
-        None => Err(Errno::INVAL),
+
+    /// Drops every open directory: one of them may have been removed.
+    fn forget(&mut self) {
+        self.comps.clear();
+        self.fds.clear();
     }
 }
 
-/// Opens the directory `comps` beneath `root` without following any
-/// symlink; `None` stands for the root itself. With `create`, missing
-/// directories are made (mode 0755, root-owned), one component at a time,
-/// each step again refusing symlinks.
-fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>], create: bool) -> Result<Option<OwnedFd>, Errno> {
-    if comps.is_empty() {
-        return Ok(None);
+/// Opens `comps` beneath `base` in one `openat2`, or in pieces if their
+/// path is longer than `PATH_MAX`; no symlink is followed.
+fn open_chunk(base: BorrowedFd<'_>, comps: &[&[u8]]) -> Result<OwnedFd, Errno> {
+    let mut cur: Option<OwnedFd> = None;
+    let mut rest = comps;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut len = 0;
+        while n < rest.len() && (n == 0 || len + rest[n].len() + 1 < PATH_MAX) {
+            len += rest[n].len() + 1;
+            n += 1;
+        }
+        let joined = rest[..n].join(&b'/');
+        let dir = cur.as_ref().map_or(base, |f| f.as_fd());
+        cur = Some(rfs::openat2(dir, joined.as_slice(), DIR_FLAGS, Mode::empty(), RESOLVE)?);
+        rest = &rest[n..];
     }
-    let joined = comps.join(&b'/');
-    match rfs::openat2(root, joined.as_slice(), DIR_FLAGS, Mode::empty(), RESOLVE) {
-        Ok(fd) => return Ok(Some(fd)),
-        Err(Errno::NOENT) if create => {}
-        Err(e) => return Err(e),
-    }
+    cur.ok_or(Errno::INVAL)
+}
+
+/// Opens `comps` beneath `base` one at a time, making missing directories
+/// (mode 0755, root-owned), each step again refusing symlinks; records the
+/// (device, inode) of each one made in `created`.
+fn make_dirs(base: BorrowedFd<'_>, comps: &[&[u8]], created: &mut Vec<(u64, u64)>) -> Result<OwnedFd, Errno> {
     let mut cur: Option<OwnedFd> = None;
     for c in comps {
-        let base = cur.as_ref().map_or(root, |f| f.as_fd());
-        let fd = match rfs::openat2(base, c.as_slice(), DIR_FLAGS, Mode::empty(), RESOLVE) {
+        let dir = cur.as_ref().map_or(base, |f| f.as_fd());
+        let fd = match rfs::openat2(dir, *c, DIR_FLAGS, Mode::empty(), RESOLVE) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                match rfs::mkdirat(base, c.as_slice(), Mode::from_raw_mode(0o755)) {
+                match rfs::mkdirat(dir, *c, Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(e),
                 }
-                let fd = rfs::openat2(base, c.as_slice(), DIR_FLAGS, Mode::empty(), RESOLVE)?;
+                let fd = rfs::openat2(dir, *c, DIR_FLAGS, Mode::empty(), RESOLVE)?;
                 // mkdirat obeys the umask; implied directories are 0755.
                 rfs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+                let st = rfs::fstat(&fd)?;
+                created.push((st.st_dev, st.st_ino));
                 fd
             }
             Err(e) => return Err(e),
         };
         cur = Some(fd);
     }
-    Ok(cur)
+    cur.ok_or(Errno::INVAL)
+}
+
+/// Opens the existing directory `comps` beneath `root` without following
+/// any symlink; `None` stands for the root itself.
+fn open_beneath(root: BorrowedFd<'_>, comps: &[&[u8]]) -> Result<Option<OwnedFd>, Errno> {
+    if comps.is_empty() {
+        return Ok(None);
+    }
+    open_chunk(root, comps).map(Some)
 }
 
 /// Runs `make`; if the name is taken, removes what is there (a whole tree
@@ -539,44 +775,12 @@ pub(crate) fn replace_with<T>(
     let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
     if is_dir {
-        remove_tree(dir, name)?;
+        // Without recursion: the tree in the way may be of any depth.
+        tree::remove_at(dir, name).map_err(|e| e.errno)?;
     } else {
         rfs::unlinkat(dir, name, AtFlags::empty())?;
     }
     make().map(|t| (t, is_dir))
-}
-
-/// Removes the directory `name` under `parent` and everything in it,
-/// without following symlinks.
-fn remove_tree(parent: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
-    let fd = rfs::openat(parent, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())?;
-    let mut children = Vec::new();
-    {
-        let mut d = rfs::Dir::read_from(&fd)?;
-        while let Some(ent) = d.read() {
-            let ent = ent?;
-            let n = ent.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                children.push((n.to_vec(), ent.file_type()));
-            }
-        }
-    }
-    for (child, ftype) in children {
-        let is_dir = match ftype {
-            FileType::Directory => true,
-            FileType::Unknown => {
-                let st = rfs::statat(&fd, child.as_slice(), AtFlags::SYMLINK_NOFOLLOW)?;
-                FileType::from_raw_mode(st.st_mode) == FileType::Directory
-            }
-            _ => false,
-        };
-        if is_dir {
-            remove_tree(fd.as_fd(), &child)?;
-        } else {
-            rfs::unlinkat(&fd, child.as_slice(), AtFlags::empty())?;
-        }
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
 }
 
 fn set_owner_mode(fd: BorrowedFd<'_>, attrs: &Attrs) -> Result<(), Errno> {
@@ -791,6 +995,74 @@ mod tests {
         let etc = fs::symlink_metadata(root.join("etc")).unwrap();
         assert_eq!(etc.mtime(), 1_000_000);
         assert_eq!(fs::symlink_metadata(&root).unwrap().mtime(), 1_000_000);
+    }
+
+    /// A GNU sparse entry of `real` bytes whose data are `chunks`.
+    fn sparse_tar(real: u64, chunks: &[(u64, &[u8])]) -> Vec<u8> {
+        let octal = |field: &mut [u8], n: u64| {
+            field.copy_from_slice(format!("{:0w$o}\0", n, w = field.len() - 1).as_bytes());
+        };
+        let data: Vec<u8> = chunks.iter().flat_map(|c| c.1.iter().copied()).collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::GNUSparse);
+        h.as_old_mut().name[..6].copy_from_slice(b"sparse");
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_size(data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        for (i, (off, bytes)) in chunks.iter().enumerate() {
+            octal(&mut gnu.sparse[i].offset, *off);
+            octal(&mut gnu.sparse[i].numbytes, bytes.len() as u64);
+        }
+        octal(&mut gnu.realsize, real);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(&data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn sparse_files_keep_their_holes() {
+        let (_t, root) = target();
+        let real = 256u64 << 20;
+        let tar = sparse_tar(real, &[(0, &[1u8; 512]), (real - 4096, &[2u8; 4096])]);
+        let u = unpack(&tar[..], &root, "layer test").unwrap();
+        assert_eq!(u.size, real);
+        let m = fs::metadata(root.join("sparse")).unwrap();
+        assert_eq!(m.len(), real);
+        assert!(m.blocks() * 512 < 1 << 20, "{} bytes on disk", m.blocks() * 512);
+        let data = fs::read(root.join("sparse")).unwrap();
+        assert!(data[..512].iter().all(|&b| b == 1));
+        assert!(data[512..(real - 4096) as usize].iter().all(|&b| b == 0));
+        assert!(data[(real - 4096) as usize..].iter().all(|&b| b == 2));
+    }
+
+    #[test]
+    fn layers_past_the_limits_are_refused() {
+        let big = Layer::new().file("big", &vec![1u8; 3 << 20]).finish();
+        let (_t, root) = target();
+        let limits = Limits { max_layer_bytes: 1 << 20, max_expansion_ratio: 0 };
+        let err = unpack_limited(&gzip(&big)[..], &root, "layer sha256:x", limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer sha256:x expands past the limit of 1048576 bytes (max_layer_bytes in berthd's config)"
+        );
+        // A sparse file counts with its holes.
+        let (_t, root) = target();
+        let err = unpack_limited(
+            &sparse_tar(2 << 20, &[(0, &[1u8; 512]), ((2 << 20) - 512, &[2u8; 512])])[..],
+            &root,
+            "layer sha256:y",
+            limits,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("expands past the limit of 1048576 bytes"), "{err}");
+        // Within the limit: fine.
+        let (_t, root) = target();
+        unpack_limited(&big[..], &root, "layer z", Limits { max_layer_bytes: 4 << 20, ..limits }).unwrap();
     }
 
     #[test]

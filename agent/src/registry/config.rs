@@ -41,6 +41,10 @@ pub struct RegistriesConfig {
     /// `localhost:5000`).
     #[serde(default)]
     pub registry: BTreeMap<String, HostConfig>,
+    /// `[images]`: not about registries, but in the same file
+    /// (`crate::config::ImagesConfig`).
+    #[serde(default)]
+    pub images: crate::config::ImagesConfig,
 }
 
 /// `[pull]`: defaults for every registry.
