@@ -167,7 +167,10 @@ pub const EXEC_DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) fn exec_timed_out(deadline: Duration) -> ShimError {
     ShimError::Init {
         code: 1,
-        message: format!("the process did not start within {} s: its set-up was blocked", deadline.as_secs()),
+        message: match deadline.subsec_millis() {
+            0 => format!("the process did not start within {} s: its set-up was blocked", deadline.as_secs()),
+            _ => format!("the process did not start within {} ms: its set-up was blocked", deadline.as_millis()),
+        },
     }
 }
 
@@ -514,6 +517,39 @@ fn close_range(first: u32, last: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child whose report never comes (the write end held open, as a
+    /// container holding it through /proc would) is killed at the
+    /// deadline, and the wait ends with the timeout's error.
+    #[test]
+    fn a_silent_child_is_killed_at_the_deadline() {
+        let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let child = std::process::Command::new("/bin/sleep").arg("60").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let t0 = std::time::Instant::now();
+        let err = wait_exec(pid, report_r, Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert_eq!(err.to_string(), "the process did not start within 300 ms: its set-up was blocked");
+        // Killed and reaped by the wait.
+        assert!(nix::sys::signal::kill(pid, None).is_err());
+        drop(report_w);
+    }
+
+    #[test]
+    fn a_report_is_the_childs_code_and_message() {
+        let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        nix::unistd::write(&report_w, b"\x7fexec: \"x\": executable file not found in $PATH").unwrap();
+        drop(report_w);
+        match wait_exec(pid, report_r, EXEC_DEADLINE).unwrap_err() {
+            ShimError::Init { code, message } => {
+                assert_eq!(code, 127);
+                assert_eq!(message, "exec: \"x\": executable file not found in $PATH");
+            }
+            e => panic!("{e}"),
+        }
+    }
 
     #[test]
     fn lookup_messages() {
