@@ -522,6 +522,7 @@ mod tests {
     /// container holding it through /proc would) is killed at the
     /// deadline, and the wait ends with the timeout's error.
     #[test]
+    #[allow(clippy::zombie_processes)] // reaped by `wait_exec`, the code under test
     fn a_silent_child_is_killed_at_the_deadline() {
         let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
         let child = std::process::Command::new("/bin/sleep").arg("60").spawn().unwrap();
@@ -536,6 +537,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::zombie_processes)] // reaped by `wait_exec`, the code under test
     fn a_report_is_the_childs_code_and_message() {
         let (report_r, report_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
         let child = std::process::Command::new("/bin/true").spawn().unwrap();
