@@ -32,6 +32,16 @@ impl Drop for Upload {
 }
 
 impl ImagesApi {
+    /// The images `List` and `ListStream` answer with.
+    async fn filtered(&self, filters: Vec<String>) -> Result<Vec<crate::images::ImageRecord>, Status> {
+        let images = self.manager.images.clone();
+        blocking(move || {
+            let filters = ImageFilters::parse(&filters)?;
+            Ok(images.list_filtered(&filters)?)
+        })
+        .await
+    }
+
     async fn spool<T>(
         &self,
         mut stream: Streaming<T>,
@@ -101,13 +111,7 @@ impl pb::images_server::Images for ImagesApi {
     }
 
     async fn list(&self, req: Request<pb::ListImagesRequest>) -> Result<Response<pb::ListImagesResponse>, Status> {
-        let r = req.into_inner();
-        let images = self.manager.images.clone();
-        let list = blocking(move || {
-            let filters = ImageFilters::parse(&r.filters)?;
-            Ok(images.list_filtered(&filters)?)
-        })
-        .await?;
+        let list = self.filtered(req.into_inner().filters).await?;
         let images = super::bounded_list(&list, convert::image, "images")?;
         Ok(Response::new(pb::ListImagesResponse { images }))
     }
@@ -118,13 +122,7 @@ impl pb::images_server::Images for ImagesApi {
         &self,
         req: Request<pb::ListImagesRequest>,
     ) -> Result<Response<Self::ListStreamStream>, Status> {
-        let r = req.into_inner();
-        let images = self.manager.images.clone();
-        let list = blocking(move || {
-            let filters = ImageFilters::parse(&r.filters)?;
-            Ok(images.list_filtered(&filters)?)
-        })
-        .await?;
+        let list = self.filtered(req.into_inner().filters).await?;
         let stream = futures::stream::iter(list).map(|rec| Ok(convert::image(&rec)));
         Ok(Response::new(Box::pin(stream)))
     }
