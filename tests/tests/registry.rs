@@ -576,8 +576,17 @@ fn an_interrupted_pull_resumes_with_a_range_and_old_partials_go() {
     assert!(after_cancel > 4 << 20 && after_cancel < big.1, "kept {after_cancel} of {}", big.1);
 
     // berthd killed in the middle of the next attempt, which went on from there.
+    // It starts when the cancelled one has let go of the file, from
+    // what that one kept.
     let mut pull = a.ctl_cmd(&["pull", &name]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    grow_past(&a, after_cancel + (4 << 20));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !a.agent_log().contains("resuming an interrupted download") {
+        assert!(std::time::Instant::now() < deadline, "the next pull did not resume: {}", a.agent_log());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let resumed_from = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(resumed_from >= after_cancel, "resumed from {resumed_from}, {after_cancel} were kept");
+    grow_past(&a, resumed_from + (4 << 20));
     a.kill9();
     let _ = pull.wait();
     let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);

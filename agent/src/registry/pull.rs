@@ -77,8 +77,10 @@ pub struct Puller {
     /// One lock per layer digest being downloaded, so that two pulls
     /// sharing a layer fetch it once: the second waits, then finds the
     /// blob in the store.
-    inflight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    inflight: Arc<InflightMap>,
 }
+
+type InflightMap = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
 /// A manifest resolved for one platform.
 struct Resolved {
@@ -106,17 +108,10 @@ impl Puller {
         Self { config, clients: Clients::default(), images, inflight: Default::default() }
     }
 
-    fn layer_lock(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn layer_entry(&self, digest: &str) -> Inflight {
         let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(digest.to_owned()).or_default().clone()
-    }
-
-    fn layer_unlock(&self, digest: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
-        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        // The map's reference and ours: nobody else waits.
-        if Arc::strong_count(lock) == 2 {
-            map.remove(digest);
-        }
+        let lock = map.entry(digest.to_owned()).or_default().clone();
+        Inflight { map: self.inflight.clone(), digest: digest.to_owned(), lock, held: None }
     }
 
     /// Pulls one image, reporting progress on `events`; when the receiver
@@ -262,13 +257,11 @@ impl Puller {
             };
             let sem = semaphore.clone();
             let digest = l.digest().to_string();
-            let l_digest = digest.clone();
             fetches.push(async move {
                 let _permit = sem.acquire_owned().await.map_err(|_| RegistryError::Cancelled)?;
-                // Dropped last, also when the pull is dropped midway.
-                let entry = Inflight { puller: self, digest, lock: self.layer_lock(&l_digest) };
-                let _held = entry.lock.lock().await;
-                job.run().await.map(|f| (i, f))
+                let mut entry = self.layer_entry(&digest);
+                entry.held = Some(entry.lock.clone().lock_owned().await);
+                job.run(entry).await.map(|f| (i, f))
             });
         }
         let fetched: Vec<(usize, FetchedLayer)> = futures::future::try_join_all(fetches).await?;
@@ -419,17 +412,27 @@ fn parse_manifest(bytes: &[u8], digest: &str) -> Result<ImageManifest, RegistryE
     ImageManifest::from_reader(bytes).map_err(|e| RegistryError::Protocol(format!("manifest {digest}: {e}")))
 }
 
-/// A pull's hold on the download lock of one layer digest; the map entry
-/// goes with the last holder.
-struct Inflight<'a> {
-    puller: &'a Puller,
+/// A pull's place in the download lock of one layer digest, and the
+/// lock once held. It lives as long as anything works on the layer's
+/// partial file: the disk task gets it and drops it when it ends, also
+/// when the pull itself was dropped (the client went away), so a next
+/// pull never writes the file while the old task still flushes into it.
+/// The map entry goes with the last holder.
+struct Inflight {
+    map: Arc<InflightMap>,
     digest: String,
     lock: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-impl Drop for Inflight<'_> {
+impl Drop for Inflight {
     fn drop(&mut self) {
-        self.puller.layer_unlock(&self.digest, &self.lock);
+        drop(self.held.take());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and ours: nobody else waits.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.digest);
+        }
     }
 }
 
@@ -445,7 +448,8 @@ struct LayerJob {
 }
 
 impl LayerJob {
-    async fn run(self) -> Result<FetchedLayer, RegistryError> {
+    /// `hold` is the layer's download lock, held.
+    async fn run(self, hold: Inflight) -> Result<FetchedLayer, RegistryError> {
         let digest = self.desc.digest().to_string();
         let total = self.desc.size();
         let exp = expected(&self.desc)?;
@@ -490,17 +494,22 @@ impl LayerJob {
         };
         emit(&self.events, layer_event(&self.desc, "Downloading", resume_from)).await?;
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+        // Set when this future goes (the client went away): the disk side
+        // stops at once instead of working through the chunks in flight.
+        let dropped = DropFlag::default();
+        let gone = dropped.0.clone();
         let (stage, diff_id, unpack) = (self.stage.clone(), self.diff_id.clone(), self.unpack);
         let label = format!("layer {digest}");
         let disk = tokio::task::spawn_blocking(move || {
-            stage.fetch_layer(
-                ChannelReader { rx, buf: Bytes::new(), pos: 0, ended: false },
+            let stored = stage.fetch_layer(
+                ChannelReader { rx, buf: Bytes::new(), pos: 0, ended: false, gone },
                 &exp,
                 unpack,
                 &diff_id,
                 &label,
                 resume_from,
-            )
+            );
+            (stored, hold)
         });
         let mut body = resp.bytes_stream();
         let mut got: u64 = resume_from;
@@ -554,7 +563,8 @@ impl LayerJob {
             // the unpacking and the diff ID.
             emit(&self.events, layer_event(&self.desc, "Verifying Checksum", got)).await?;
         }
-        let stored = disk.await.map_err(|e| RegistryError::Protocol(format!("internal: layer task failed: {e}")))?;
+        let (stored, hold) =
+            disk.await.map_err(|e| RegistryError::Protocol(format!("internal: layer task failed: {e}")))?;
         net?;
         emit(&self.events, layer_event(&self.desc, "Download complete", got)).await?;
         let fetched = stored?;
@@ -562,7 +572,14 @@ impl LayerJob {
         // same layer finds it (`stored` above).
         let fetched = {
             let stage = self.stage.clone();
-            blocking(move || stage.publish_layer(fetched)).await?
+            // The lock goes when the blob is in the store, also when
+            // this future is dropped meanwhile.
+            blocking(move || {
+                let published = stage.publish_layer(fetched);
+                drop(hold);
+                published
+            })
+            .await?
         };
         emit(&self.events, layer_event(&self.desc, "Pull complete", got)).await?;
         Ok(fetched)
@@ -576,6 +593,22 @@ struct ChannelReader {
     buf: Bytes,
     pos: usize,
     ended: bool,
+    /// The network side was dropped.
+    gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn interrupted() -> io::Error {
+    io::Error::other("the download was interrupted")
+}
+
+/// Sets its flag when dropped.
+#[derive(Default)]
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Read for ChannelReader {
@@ -584,8 +617,11 @@ impl Read for ChannelReader {
             if self.ended {
                 return Ok(0);
             }
+            if self.gone.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(interrupted());
+            }
             match self.rx.blocking_recv() {
-                None => return Err(io::Error::other("the download was interrupted")),
+                None => return Err(interrupted()),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(chunk)) if chunk.is_empty() => self.ended = true,
                 Some(Ok(chunk)) => {
