@@ -21,8 +21,15 @@ fn assert_ok(out: &std::process::Output, what: &str) {
 /// Builds the three-layer fixture as an OCI archive and has skopeo push
 /// it to `reg` as `repo:tag`; returns its digests.
 fn skopeo_push(reg: &Registry, repo_tag: &str) -> fixtures::ImageInfo {
+    skopeo_push_padded(reg, repo_tag, fixtures::ImageSpec::new(repo_tag).pad_mb)
+}
+
+/// The same, with a top layer of `pad_mb` MiB of random bytes.
+fn skopeo_push_padded(reg: &Registry, repo_tag: &str, pad_mb: u64) -> fixtures::ImageInfo {
     let path = reg.dir.path().join(format!("{}.tar", repo_tag.replace(['/', ':'], "_")));
-    let info = fixtures::oci_layout_tar(&path, &fixtures::ImageSpec::new(repo_tag)).expect("fixture");
+    let mut spec = fixtures::ImageSpec::new(repo_tag);
+    spec.pad_mb = pad_mb;
+    let info = fixtures::oci_layout_tar(&path, &spec).expect("fixture");
     let out = reg.skopeo(
         "dest",
         &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/{repo_tag}", reg.host())],
@@ -464,15 +471,9 @@ fn mirrors_are_tried_in_order_then_the_registry() {
 fn two_pulls_of_one_layer_at_once_fetch_it_once() {
     need_registry!();
     let reg = Registry::start(Options::default());
-    let path = reg.dir.path().join("big.tar");
-    let mut spec = fixtures::ImageSpec::new("big/app:1");
-    spec.pad_mb = 24;
-    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
-    let out = reg.skopeo(
-        "dest",
-        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
-    );
-    assert_ok(&out, "skopeo copy");
+    skopeo_push_padded(&reg, "big/app:1", 24);
+    // The same image under a second tag, from the archive pushed above.
+    let path = reg.dir.path().join("big_app_1.tar");
     let out = reg.skopeo(
         "dest",
         &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:2", reg.host())],
@@ -526,15 +527,7 @@ fn an_interrupted_pull_resumes_with_a_range_and_old_partials_go() {
     need_root!();
     need_registry!();
     let reg = Registry::start(Options::default());
-    let path = reg.dir.path().join("big.tar");
-    let mut spec = fixtures::ImageSpec::new("big/app:1");
-    spec.pad_mb = 48;
-    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
-    let out = reg.skopeo(
-        "dest",
-        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
-    );
-    assert_ok(&out, "skopeo copy");
+    skopeo_push_padded(&reg, "big/app:1", 48);
     let (_, layers, manifest) = remote_manifest(&reg, "big/app:1");
     let big = manifest["layers"]
         .as_array()
@@ -821,15 +814,7 @@ fn proxy(upstream: String, pace: Pace) -> u16 {
 fn a_stalled_layer_fails_and_a_slow_one_does_not() {
     need_registry!();
     let reg = Registry::start(Options { tls: false, users: vec![], ..Options::default() });
-    let path = reg.dir.path().join("big.tar");
-    let mut spec = fixtures::ImageSpec::new("big/app:1");
-    spec.pad_mb = 8;
-    fixtures::oci_layout_tar(&path, &spec).expect("fixture");
-    let out = reg.skopeo(
-        "dest",
-        &["copy", &format!("oci-archive:{}", path.display()), &format!("docker://{}/big/app:1", reg.host())],
-    );
-    assert_ok(&out, "skopeo copy");
+    skopeo_push_padded(&reg, "big/app:1", 8);
     skopeo_push(&reg, "small/app:1");
 
     // Silence in the middle of a layer: the pull fails after the stall
