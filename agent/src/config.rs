@@ -3,7 +3,7 @@
 //! images.
 use std::path::PathBuf;
 
-use berth_shim::layout::Layout;
+use berth_contract::Layout;
 use serde::Deserialize;
 
 use crate::registry::RegistriesConfig;

@@ -14,4 +14,5 @@ pub mod limits;
 pub mod registry;
 pub mod server;
 pub mod shim_binary;
+pub mod store_layout;
 pub mod tree;

@@ -109,7 +109,7 @@ pub async fn run(config: Config) -> Result<()> {
         return Err(AgentError::FailedPrecondition(format!("{} is served by another berthd", socket.display())));
     }
     let _ = std::fs::remove_file(socket);
-    let listener = berth_shim::layout::SocketPath::new(socket)
+    let listener = berth_contract::SocketPath::new(socket)
         .and_then(|addr| UnixListener::bind(addr.path()))
         .context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))

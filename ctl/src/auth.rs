@@ -10,9 +10,8 @@
 //! temp file, fsync, rename. berthd never sees the file; berthctl sends
 //! the one entry a pull or push needs with the request.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -88,20 +87,9 @@ fn write_config(config: &Map<String, Value>) -> Result<()> {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
     }
     let path = dir.join("config.json");
-    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
     let mut bytes = serde_json::to_vec_pretty(config)?;
     bytes.push(b'\n');
-    let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("write {}", path.display()))
+    berth_contract::fs::atomic_write(&path, &bytes).with_context(|| format!("write {}", path.display()))
 }
 
 /// The keys under which `registry`'s entry may be stored (Docker has

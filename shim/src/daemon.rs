@@ -28,14 +28,15 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::ForkResult;
 
-use crate::cli::StartConfig;
 use crate::diag;
 use crate::error::ShimError;
 use crate::init;
-use crate::layout::{atomic_write, ContainerPaths, ExitStatus};
 use crate::logfile::LogFile;
 use crate::service::{self, Running};
 use crate::spec;
+use berth_contract::fs::atomic_write;
+use berth_contract::shim_start::{StartConfig, StartOutcome};
+use berth_contract::{ContainerPaths, ExitStatus};
 
 /// Runs `berth-shim start`; returns the foreground's exit code.
 pub fn run(config: StartConfig) -> i32 {
@@ -101,20 +102,15 @@ pub fn run(config: StartConfig) -> i32 {
 fn foreground(report: OwnedFd, paths: &ContainerPaths) -> i32 {
     let mut text = String::new();
     let _ = File::from(report).read_to_string(&mut text);
-    match Report::decode(&text) {
-        Some(Report::Started(pid)) => {
-            println!("{pid}");
-            0
-        }
-        Some(Report::Failed(code, message)) => {
-            eprintln!("{message}");
-            code
-        }
-        None => {
-            eprintln!("berth-shim exited without a report (see {})", paths.shim_log().display());
-            1
-        }
-    }
+    let outcome = match Report::decode(&text) {
+        Some(Report::Started(pid)) => StartOutcome::Started { pid: pid.unsigned_abs() },
+        Some(Report::Failed(code, message)) => StartOutcome::Failed { code, message },
+        None => StartOutcome::Failed {
+            code: 1,
+            message: format!("berth-shim exited without a report (see {})", paths.shim_log().display()),
+        },
+    };
+    outcome.report()
 }
 
 /// The intermediate process: a new session, then the daemon, then exit so
@@ -168,7 +164,7 @@ fn daemon(config: &StartConfig, paths: &ContainerPaths, report: OwnedFd) -> ! {
 fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
     // A live shim answers on its socket: never start a second container
     // over it (and never take its socket away).
-    let live = crate::layout::SocketPath::new(&paths.shim_socket()).and_then(|sp| UnixStream::connect(sp.path()));
+    let live = berth_contract::SocketPath::new(&paths.shim_socket()).and_then(|sp| UnixStream::connect(sp.path()));
     if live.is_ok() {
         return Err(ShimError::AlreadyRunning { socket: paths.shim_socket() });
     }
@@ -220,7 +216,7 @@ fn bind(paths: &ContainerPaths) -> Result<UnixListener, ShimError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let listener = crate::layout::SocketPath::new(&path).and_then(|sp| UnixListener::bind(sp.path())).map_err(err)?;
+    let listener = berth_contract::SocketPath::new(&path).and_then(|sp| UnixListener::bind(sp.path())).map_err(err)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(listener)
 }

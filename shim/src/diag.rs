@@ -5,8 +5,8 @@
 use std::fmt;
 use std::io::Write;
 
-use crate::layout::now_nanos;
-use crate::logfmt::format_time;
+use berth_contract::log::format_time;
+use berth_contract::now_nanos;
 
 /// Writes one timestamped line to stderr; errors are ignored (there is
 /// nowhere else to report them).

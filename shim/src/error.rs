@@ -25,6 +25,12 @@ pub enum ShimError {
     Init { code: i32, message: String },
 }
 
+impl From<berth_contract::seccomp::SeccompError> for ShimError {
+    fn from(e: berth_contract::seccomp::SeccompError) -> Self {
+        Self::Spec(e.to_string())
+    }
+}
+
 impl ShimError {
     /// The exit code of `berth-shim start` for this error.
     pub fn exit_code(&self) -> i32 {

@@ -2,12 +2,12 @@
 //! from the OCI bundle berthd wrote, is its init's parent and reaper, writes
 //! its log, persists its exit status and answers berthd on `shim.sock`.
 //!
-//! [`layout`], [`logfmt`] and [`logfile`]'s limits are also berthd's: the
-//! two processes share one definition of every path and format.
+//! What the shim shares with berthd (paths, formats, annotations, the
+//! seccomp profile, its command line) is in `berth_contract`.
 //!
-//! The life of a shim, module by module:
-//! [`cli`] parses `start --id --bundle --state`; [`daemon`] detaches (double
-//! fork, setsid, stdio away from berthd) and reports the outcome to the
+//! The life of a shim, module by module: `berth_contract::shim_start`
+//! parses `start --id --bundle --state`; [`daemon`] detaches (double fork,
+//! setsid, stdio away from berthd) and reports the outcome to the
 //! foreground process through a pipe; [`spec`] turns `config.json` into a
 //! [`spec::Plan`] before any fork; [`init`] clones the container's init,
 //! which joins its cgroups and [`namespaces`], builds its [`rootfs`],
@@ -17,11 +17,8 @@
 //! status is persisted.
 #![deny(unsafe_code)]
 
-pub mod layout;
 pub mod logfile;
-pub mod logfmt;
 
-pub mod cli;
 pub mod daemon;
 pub mod diag;
 pub mod error;

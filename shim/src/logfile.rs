@@ -27,46 +27,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::diag;
-use crate::layout::ContainerPaths;
-
-/// How much log one container keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLimits {
-    /// Largest size of one file in bytes; more than 0.
-    pub max_size: u64,
-    /// Most files kept, `container.log` included; 1 to [`Self::MAX_FILES`].
-    pub max_files: u32,
-}
-
-impl LogLimits {
-    /// 10 MiB a file, 3 files: at most 30 MiB a container when nothing is
-    /// asked for. (Docker's `json-file` keeps everything by default, and a
-    /// chatty container fills the disk.)
-    pub const DEFAULT: Self = Self { max_size: 10 * 1024 * 1024, max_files: 3 };
-
-    /// The most files a container may keep: every rotation renames each of
-    /// them, and a reader holds them all open at once.
-    pub const MAX_FILES: u32 = 100;
-
-    /// Whether the values are in range.
-    pub fn valid(&self) -> bool {
-        self.max_size > 0 && (1..=Self::MAX_FILES).contains(&self.max_files)
-    }
-
-    /// How many rotated files are kept besides `container.log`.
-    fn keep(&self) -> u32 {
-        self.max_files.saturating_sub(1)
-    }
-}
-
-impl Default for LogLimits {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+use berth_contract::layout::ContainerPaths;
+use berth_contract::log::LogLimits;
 
 /// The log being written: `container.log`, rotated by [`LogLimits`].
 /// Shared by the two pumps of one shim (one thread, so a `RefCell`).
@@ -102,7 +65,7 @@ impl LogFile {
         remove_if_exists(&paths.next_log())?;
         let mut rotated = 0;
         for (n, path) in paths.rotated_logs()? {
-            if n > limits.keep() {
+            if n > limits.kept_rotations() {
                 remove_if_exists(&path)?;
             } else {
                 rotated = rotated.max(n);
@@ -179,7 +142,7 @@ impl LogFile {
     /// hand (the shim then wrote to an unlinked file, and this rotation
     /// makes the log visible again).
     fn shift(&self, live: &mut Live) -> io::Result<()> {
-        let keep = self.limits.keep();
+        let keep = self.limits.kept_rotations();
         if keep == 0 {
             return remove_if_exists(&self.paths.log_file());
         }
@@ -205,7 +168,7 @@ impl Live {
                 self.dropped,
                 if self.drop_reason.is_empty() { "write failed" } else { &self.drop_reason }
             );
-            crate::logfmt::encode(&mut notice, crate::layout::now_nanos(), "stderr", false, text.as_bytes());
+            berth_contract::log::encode(&mut notice, berth_contract::now_nanos(), "stderr", false, text.as_bytes());
             if self.try_write(&notice).is_ok() {
                 self.dropped = 0;
             }

@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
 use crate::diag;
-use crate::layout::{now_nanos, ExitStatus};
+use berth_contract::{now_nanos, ExitStatus};
 
 /// How the init ended, in `exit.json` terms: its code, or 128 + the signal
 /// that killed it (as a shell reports it).

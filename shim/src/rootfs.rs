@@ -25,8 +25,8 @@ use rustix::io::Errno;
 
 use crate::error::ShimError;
 use crate::init::InitError;
-use crate::layout::ContainerPaths;
-use crate::spec::{ANNOTATION_LOWERDIR, ANNOTATION_UPPERDIR, ANNOTATION_WORKDIR};
+use berth_contract::annotations as key;
+use berth_contract::ContainerPaths;
 
 /// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`.
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
@@ -109,10 +109,10 @@ impl RootfsPlan {
     pub fn new(spec: &Spec, paths: &ContainerPaths, annotations: &HashMap<String, String>) -> Result<Self, ShimError> {
         let root = spec.root().as_ref().ok_or_else(|| ShimError::Spec("config.json has no root".into()))?;
         let path = paths.dir().join(root.path());
-        let overlay = match annotations.get(ANNOTATION_LOWERDIR).filter(|l| !l.is_empty()) {
+        let overlay = match annotations.get(key::LOWERDIR).filter(|l| !l.is_empty()) {
             Some(lower) => {
-                let upper = annotations.get(ANNOTATION_UPPERDIR).map_or_else(|| paths.upper(), PathBuf::from);
-                let work = annotations.get(ANNOTATION_WORKDIR).map_or_else(|| paths.work(), PathBuf::from);
+                let upper = annotations.get(key::UPPERDIR).map_or_else(|| paths.upper(), PathBuf::from);
+                let work = annotations.get(key::WORKDIR).map_or_else(|| paths.work(), PathBuf::from);
                 let data = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
                 if data.len() > MAX_MOUNT_DATA {
                     return Err(ShimError::Spec(format!(

@@ -27,13 +27,13 @@ use tokio::task::spawn_local;
 use crate::daemon::remove_state_files;
 use crate::diag;
 use crate::exec::ProcessIo;
-use crate::layout::{ContainerPaths, ExitStatus};
 use crate::logfile::LogFile;
 use crate::pty::FdIo;
 use crate::reaper::{self, Children};
 use crate::spec::ProcessPlan;
 use crate::stdio;
 use crate::streams::{self, Hub};
+use berth_contract::{ContainerPaths, ExitStatus};
 
 /// How long output may keep flowing after the init's exit (from processes
 /// outside its pid namespace that still hold the pipes).

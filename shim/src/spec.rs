@@ -28,51 +28,14 @@ use nix::sys::resource::Resource;
 use oci_spec::runtime::{Capabilities, PosixRlimitType, Spec};
 
 use crate::error::ShimError;
-use crate::layout::ContainerPaths;
-use crate::logfile::LogLimits;
 use crate::namespaces::NsPlan;
 use crate::rootfs::RootfsPlan;
 use crate::user::UserRequest;
-
-pub const ANNOTATION_LOWERDIR: &str = "berth.rootfs.lowerdir";
-pub const ANNOTATION_UPPERDIR: &str = "berth.rootfs.upperdir";
-pub const ANNOTATION_WORKDIR: &str = "berth.rootfs.workdir";
-pub const ANNOTATION_CGROUP_JOIN: &str = "berth.cgroup.join";
-pub const ANNOTATION_USER: &str = "berth.user";
-pub const ANNOTATION_LOG_MAX_SIZE: &str = "berth.log.max-size";
-pub const ANNOTATION_LOG_MAX_FILE: &str = "berth.log.max-file";
-pub const ANNOTATION_STDIN: &str = "berth.stdin";
-
-/// Docker's default capability set: these 14 and no others. berthd puts
-/// them in every spec it writes; kept here so agent and shim tests share it.
-pub const DEFAULT_CAPABILITIES: [oci_spec::runtime::Capability; 14] = {
-    use oci_spec::runtime::Capability as C;
-    [
-        C::Chown,
-        C::DacOverride,
-        C::Fsetid,
-        C::Fowner,
-        C::Mknod,
-        C::NetRaw,
-        C::Setgid,
-        C::Setuid,
-        C::Setfcap,
-        C::Setpcap,
-        C::NetBindService,
-        C::SysChroot,
-        C::Kill,
-        C::AuditWrite,
-    ]
-};
-
-/// The namespaces every berth container gets (Docker's set, plus cgroup).
-pub const DEFAULT_NAMESPACES: [oci_spec::runtime::LinuxNamespaceType; 6] = {
-    use oci_spec::runtime::LinuxNamespaceType as N;
-    [N::Mount, N::Pid, N::Uts, N::Ipc, N::Network, N::Cgroup]
-};
-
-/// `PATH` when the spec's environment has none (Docker's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use berth_contract::annotations as key;
+use berth_contract::defaults::DEFAULT_PATH;
+use berth_contract::log::LogLimits;
+use berth_contract::seccomp::Program;
+use berth_contract::ContainerPaths;
 
 /// Everything the init will do, prepared in the shim.
 #[derive(Debug)]
@@ -124,7 +87,7 @@ pub struct ProcessPlan {
     /// `/proc/self/exe` can then overwrite it on the host).
     pub shim_exe: Option<(u64, u64)>,
     /// `linux.seccomp`, compiled; shared by the init and every exec.
-    pub seccomp: Option<std::sync::Arc<crate::seccomp::Program>>,
+    pub seccomp: Option<std::sync::Arc<Program>>,
 }
 
 /// `process.capabilities`, in the `caps` crate's types.
@@ -154,7 +117,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
     if hostname.is_some() && !namespaces.new_uts() {
         return Err(ShimError::Spec("cannot set the hostname without a private UTS namespace".into()));
     }
-    let cgroup_join = match annotations.get(ANNOTATION_CGROUP_JOIN) {
+    let cgroup_join = match annotations.get(key::CGROUP_JOIN) {
         Some(json) => parse_cgroup_join(json)?,
         None => Vec::new(),
     };
@@ -186,8 +149,8 @@ fn log_limits(annotations: &HashMap<String, String>) -> Result<LogLimits, ShimEr
             .transpose()
     }
     let limits = LogLimits {
-        max_size: number(annotations, ANNOTATION_LOG_MAX_SIZE)?.unwrap_or(LogLimits::DEFAULT.max_size),
-        max_files: number(annotations, ANNOTATION_LOG_MAX_FILE)?.unwrap_or(LogLimits::DEFAULT.max_files),
+        max_size: number(annotations, key::LOG_MAX_SIZE)?.unwrap_or(LogLimits::DEFAULT.max_size),
+        max_files: number(annotations, key::LOG_MAX_FILE)?.unwrap_or(LogLimits::DEFAULT.max_files),
     };
     if !limits.valid() {
         return Err(ShimError::Spec(format!(
@@ -206,7 +169,7 @@ fn stdio_plan(spec: &Spec, annotations: &HashMap<String, String>) -> StdioPlan {
         Some(b) => (b.width().min(u64::from(u16::MAX)) as u16, b.height().min(u64::from(u16::MAX)) as u16),
         None => (0, 0),
     });
-    StdioPlan { terminal, open_stdin: annotations.get(ANNOTATION_STDIN).is_some_and(|v| v == "true") }
+    StdioPlan { terminal, open_stdin: annotations.get(key::STDIN).is_some_and(|v| v == "true") }
 }
 
 impl ProcessPlan {
@@ -241,11 +204,11 @@ impl ProcessPlan {
 fn seccomp_plan(
     linux: &oci_spec::runtime::Linux,
     paths: &ContainerPaths,
-) -> Result<Option<std::sync::Arc<crate::seccomp::Program>>, ShimError> {
+) -> Result<Option<std::sync::Arc<Program>>, ShimError> {
     let Some(profile) = linux.seccomp() else { return Ok(None) };
     let program = match std::fs::read(paths.seccomp_program()) {
-        Ok(bytes) => crate::seccomp::Program::from_bytes(&bytes)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::seccomp::compile(profile)?,
+        Ok(bytes) => Program::from_bytes(&bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => berth_contract::seccomp::compile(profile)?,
         Err(e) => return Err(ShimError::sys(format!("read {}", paths.seccomp_program().display()), e)),
     };
     Ok(Some(std::sync::Arc::new(program)))
@@ -253,10 +216,11 @@ fn seccomp_plan(
 
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
     let list: Vec<PathBuf> = serde_json::from_str(json)
-        .map_err(|e| ShimError::Spec(format!("invalid annotation {ANNOTATION_CGROUP_JOIN}: {e}")))?;
+        .map_err(|e| ShimError::Spec(format!("invalid annotation {}: {e}", key::CGROUP_JOIN)))?;
     if let Some(bad) = list.iter().find(|p| !p.is_absolute()) {
         return Err(ShimError::Spec(format!(
-            "invalid annotation {ANNOTATION_CGROUP_JOIN}: {} is not absolute",
+            "invalid annotation {}: {} is not absolute",
+            key::CGROUP_JOIN,
             bad.display()
         )));
     }
@@ -285,7 +249,7 @@ fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<Pr
         env: c_strings(&env, "process.env")?,
         path,
         cwd,
-        user: UserRequest::new(annotations.get(ANNOTATION_USER).map(String::as_str), process.user()),
+        user: UserRequest::new(annotations.get(key::USER).map(String::as_str), process.user()),
         umask: process.user().umask().unwrap_or(0o022),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         capabilities: process
@@ -384,16 +348,16 @@ mod tests {
         };
         assert_eq!(log_limits(&ann(&[])).unwrap(), LogLimits::DEFAULT);
         assert_eq!(
-            log_limits(&ann(&[(ANNOTATION_LOG_MAX_SIZE, "102400"), (ANNOTATION_LOG_MAX_FILE, "2")])).unwrap(),
+            log_limits(&ann(&[(key::LOG_MAX_SIZE, "102400"), (key::LOG_MAX_FILE, "2")])).unwrap(),
             LogLimits { max_size: 102_400, max_files: 2 }
         );
-        assert_eq!(log_limits(&ann(&[(ANNOTATION_LOG_MAX_FILE, "1")])).unwrap().max_size, LogLimits::DEFAULT.max_size);
+        assert_eq!(log_limits(&ann(&[(key::LOG_MAX_FILE, "1")])).unwrap().max_size, LogLimits::DEFAULT.max_size);
         for (pairs, want) in [
-            (&[(ANNOTATION_LOG_MAX_SIZE, "10m")][..], "invalid annotation berth.log.max-size: \"10m\" is not a number"),
-            (&[(ANNOTATION_LOG_MAX_FILE, "-1")][..], "invalid annotation berth.log.max-file: \"-1\" is not a number"),
-            (&[(ANNOTATION_LOG_MAX_SIZE, "0")][..], "max-size 0 must be more than 0"),
-            (&[(ANNOTATION_LOG_MAX_FILE, "0")][..], "max-file 0 from 1 to 100"),
-            (&[(ANNOTATION_LOG_MAX_FILE, "101")][..], "max-file 101 from 1 to 100"),
+            (&[(key::LOG_MAX_SIZE, "10m")][..], "invalid annotation berth.log.max-size: \"10m\" is not a number"),
+            (&[(key::LOG_MAX_FILE, "-1")][..], "invalid annotation berth.log.max-file: \"-1\" is not a number"),
+            (&[(key::LOG_MAX_SIZE, "0")][..], "max-size 0 must be more than 0"),
+            (&[(key::LOG_MAX_FILE, "0")][..], "max-file 0 from 1 to 100"),
+            (&[(key::LOG_MAX_FILE, "101")][..], "max-file 101 from 1 to 100"),
         ] {
             let err = log_limits(&ann(pairs)).unwrap_err().to_string();
             assert!(err.contains(want), "{pairs:?}: {err}");

@@ -1,6 +1,6 @@
 //! The container's stdout and stderr: two pipes whose write ends the init
 //! got as fds 1 and 2, and whose read ends the shim drains into
-//! `container.log` (format: [`crate::logfmt`], rotation:
+//! `container.log` (format: [`berth_contract::log`], rotation:
 //! [`crate::logfile`]).
 //!
 //! The shim reads whenever there is data, whatever berthd does, so a
@@ -13,11 +13,11 @@ use std::io;
 use std::rc::Rc;
 
 use crate::diag;
-use crate::layout::now_nanos;
 use crate::logfile::LogFile;
-use crate::logfmt;
 use crate::pty::FdIo;
 use crate::streams::{Hub, STDERR, STDOUT};
+use berth_contract::log as logfmt;
+use berth_contract::now_nanos;
 
 /// The longest record; longer lines are split into partial records.
 pub const MAX_LINE: usize = 16 * 1024;

@@ -30,10 +30,10 @@ use tokio::task::spawn_local;
 use crate::diag;
 use crate::exec::{self, ExecTarget};
 use crate::init::EXEC_DEADLINE;
-use crate::layout::ExitStatus;
 use crate::pty::{self, FdIo};
 use crate::reaper::Children;
 use crate::spec::ProcessPlan;
+use berth_contract::ExitStatus;
 
 /// Chunks a connection may be behind before it loses some.
 pub const QUEUE: usize = 256;

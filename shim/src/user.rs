@@ -6,6 +6,7 @@
 //! rules follow runc's `GetExecUser`, which Docker users know: a numeric uid
 //! needs no entry (gid 0, home `/`); a user found in passwd brings its gid,
 //! home and, unless a group was given, every group that lists it.
+use berth_contract::user::{IdOutOfRange, MAX_ID};
 use oci_spec::runtime::User;
 
 /// The user the init was asked to become.
@@ -35,35 +36,10 @@ pub enum UserError {
     NoUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
-    /// A uid or gid of 2^32-1 or more, or a negative one: `-1` means
-    /// "leave unchanged" to `setresuid(2)`, so the process would stay root.
-    #[error("invalid {kind} {value:?}: out of range (0 to 4294967294)")]
-    OutOfRange { kind: &'static str, value: String },
-}
-
-/// The largest id a process may be given: `(uid_t)-1` is "unchanged" to
-/// `setresuid(2)`/`setresgid(2)`, so asking for it would keep root.
-pub const MAX_ID: u32 = u32::MAX - 1;
-
-/// Checks the numeric parts of a `user[:group]` as a person gave it
-/// (`-u`, an image's `USER`, `exec -u`) before anything runs: a number
-/// that does not fit, `4294967295`, or a negative one is refused. Names are
-/// left to the resolution inside the container.
-pub fn check_user(spec: &str) -> Result<(), UserError> {
-    let (user, group) = spec.trim().split_once(':').unwrap_or((spec.trim(), ""));
-    check_part("uid", user)?;
-    check_part("gid", group)
-}
-
-fn check_part(kind: &'static str, part: &str) -> Result<(), UserError> {
-    let digits = part.strip_prefix(['-', '+']).unwrap_or(part);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(());
-    }
-    match part.parse::<u64>() {
-        Ok(n) if n <= u64::from(MAX_ID) => Ok(()),
-        _ => Err(UserError::OutOfRange { kind, value: part.to_owned() }),
-    }
+    /// A uid or gid of 2^32-1 or more: `-1` means "leave unchanged" to
+    /// `setresuid(2)`, so the process would stay root.
+    #[error(transparent)]
+    OutOfRange(#[from] IdOutOfRange),
 }
 
 impl ExecUser {
@@ -71,7 +47,7 @@ impl ExecUser {
     /// not apply (wherever it came from: a number, the container's own
     /// passwd or group file, the spec).
     fn checked(self) -> Result<Self, UserError> {
-        let bad = |kind, v: u32| UserError::OutOfRange { kind, value: v.to_string() };
+        let bad = |kind, v: u32| UserError::OutOfRange(IdOutOfRange { kind, value: v.to_string() });
         if self.uid > MAX_ID {
             return Err(bad("uid", self.uid));
         }
@@ -241,7 +217,7 @@ mod tests {
 
     #[test]
     fn ids_that_would_stay_root_are_refused() {
-        let max = |kind: &'static str, v: &str| Err(UserError::OutOfRange { kind, value: v.into() });
+        let max = |kind: &'static str, v: &str| Err(UserError::OutOfRange(IdOutOfRange { kind, value: v.into() }));
         let hostile = "evil:x:4294967295:4294967295::/:/bin/sh\nroot:x:0:0::/root:/bin/sh\n";
         let groups = "bad:x:4294967295:root\n";
         let cases: Vec<(UserRequest, Result<ExecUser, UserError>)> = vec![
@@ -256,24 +232,6 @@ mod tests {
         ];
         for (req, want) in cases {
             assert_eq!(req.resolve(Some(hostile), Some(groups)), want, "{req:?}");
-        }
-    }
-
-    #[test]
-    fn numeric_forms_checked_up_front() {
-        for ok in ["", "0", "1000", "4294967294", "guest", "guest:staff", "1000:1000", "0:4294967294"] {
-            assert_eq!(check_user(ok), Ok(()), "{ok}");
-        }
-        let cases = [
-            ("4294967295", "invalid uid \"4294967295\": out of range (0 to 4294967294)"),
-            ("-1", "invalid uid \"-1\": out of range (0 to 4294967294)"),
-            ("18446744073709551615", "invalid uid \"18446744073709551615\": out of range (0 to 4294967294)"),
-            ("99999999999999999999999", "invalid uid \"99999999999999999999999\": out of range (0 to 4294967294)"),
-            ("0:4294967295", "invalid gid \"4294967295\": out of range (0 to 4294967294)"),
-            ("guest:-1", "invalid gid \"-1\": out of range (0 to 4294967294)"),
-        ];
-        for (input, text) in cases {
-            assert_eq!(check_user(input).unwrap_err().to_string(), text, "{input}");
         }
     }
 

@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_contract::log as logfmt;
+use berth_contract::{ContainerPaths, ExitStatus};
 use berth_proto::frame::{read_frame, write_frame};
 use berth_proto::shim::{request::Kind, KillRequest, Request, Response, ShutdownRequest, StateRequest, WaitRequest};
-use berth_shim::layout::{ContainerPaths, ExitStatus};
-use berth_shim::logfmt;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, Mount, MountBuilder, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder, UserBuilder,
@@ -69,7 +69,8 @@ impl Bundle {
     }
 
     fn spec(&self, args: &[&str]) -> Spec {
-        let caps: std::collections::HashSet<Capability> = berth_shim::spec::DEFAULT_CAPABILITIES.into_iter().collect();
+        let caps: std::collections::HashSet<Capability> =
+            berth_contract::defaults::DEFAULT_CAPABILITIES.into_iter().collect();
         let process = ProcessBuilder::default()
             .terminal(false)
             .user(UserBuilder::default().uid(0u32).gid(0u32).build().unwrap())
@@ -86,7 +87,7 @@ impl Bundle {
             )
             .build()
             .unwrap();
-        let namespaces = berth_shim::spec::DEFAULT_NAMESPACES
+        let namespaces = berth_contract::defaults::DEFAULT_NAMESPACES
             .into_iter()
             .map(|t| LinuxNamespaceBuilder::default().typ(t).build().unwrap())
             .collect::<Vec<_>>();

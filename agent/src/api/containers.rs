@@ -121,7 +121,7 @@ impl pb::containers_server::Containers for ContainersApi {
     type AttachStream = IoStream;
 
     async fn attach(&self, req: Request<tonic::Streaming<pb::IoIn>>) -> Result<Response<Self::AttachStream>, Status> {
-        let since = berth_shim::layout::now_nanos();
+        let since = berth_contract::now_nanos();
         let mut input = req.into_inner();
         let Some(pb::IoIn { kind: Some(pb::io_in::Kind::Attach(a)) }) = input.message().await? else {
             return Err(Status::invalid_argument("the first message of an attach must name the container"));

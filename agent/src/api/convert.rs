@@ -149,7 +149,7 @@ fn rfc3339(nanos: i64) -> String {
         return "0001-01-01T00:00:00Z".into();
     }
     let mut out = Vec::new();
-    berth_shim::logfmt::format_time(&mut out, nanos);
+    berth_contract::log::format_time(&mut out, nanos);
     String::from_utf8(out).unwrap_or_default()
 }
 

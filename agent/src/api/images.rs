@@ -15,6 +15,7 @@ use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
 use crate::registry::{Puller, RegistryError};
+use crate::store_layout::StoreLayout;
 
 pub struct ImagesApi {
     pub manager: Arc<Manager>,

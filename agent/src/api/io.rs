@@ -31,7 +31,7 @@ pub async fn relay(
     let forward = tokio::spawn(async move {
         while let Some(Ok(msg)) = input.next().await {
             let Some(frame) = convert::shim_input(msg) else { continue };
-            if berth_proto::frame::write_frame(&mut wr, &frame).await.is_err() {
+            if wr.send(&frame).await.is_err() {
                 return;
             }
         }
@@ -39,7 +39,7 @@ pub async fn relay(
     let mut relayed_output = false;
     loop {
         let frame = tokio::select! {
-            f = berth_proto::frame::read_frame::<_, sp::Output>(&mut rd) => f,
+            f = rd.recv() => f,
             _ = out.closed() => break,
         };
         match frame {

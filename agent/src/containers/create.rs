@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use berth_shim::layout::{now_nanos, ContainerId};
+use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
@@ -104,7 +104,7 @@ impl Manager {
             console: opts.console,
         };
         limits::check_process(&process.args, &process.env)?;
-        berth_shim::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
+        berth_contract::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         if !process.cwd.starts_with('/') {
             return Err(AgentError::InvalidArgument(format!(
                 "the working directory '{}' is invalid, it needs to be an absolute path",

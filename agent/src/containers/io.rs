@@ -1,12 +1,10 @@
 //! `attach` and `exec`: a stream to the container's shim, which holds the
-//! process's stdio (berthd only relays). See `berth_shim::streams`.
+//! process's stdio (berthd only relays). See the shim's `streams`.
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_proto::frame::{read_frame, write_frame};
-use berth_proto::shim::{self as proto, request::Kind, AttachRequest, ExecRequest, Request};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
+use berth_contract::shim_client::{ShimCallError, ShimClient, ShimReader, ShimWriter};
+use berth_proto::shim::{request::Kind, AttachRequest, ExecRequest};
 
 use super::{Manager, Status};
 use crate::error::{AgentError, Result};
@@ -26,22 +24,12 @@ pub struct ExecOptions {
     pub console: (u16, u16),
 }
 
-/// A stream to a shim: `Input` frames one way, `Output` frames the other.
+/// A stream to the shim of container `id`: `Input` frames one way,
+/// `Output` frames the other.
 pub struct ShimStream {
     pub id: String,
-    pub rd: OwnedReadHalf,
-    pub wr: OwnedWriteHalf,
-}
-
-impl ShimStream {
-    pub async fn send(&mut self, input: &proto::Input) -> std::io::Result<()> {
-        write_frame(&mut self.wr, input).await
-    }
-
-    /// The next frame; `None` when the shim closed the stream.
-    pub async fn recv(&mut self) -> std::io::Result<Option<proto::Output>> {
-        read_frame(&mut self.rd).await
-    }
+    pub rd: ShimReader,
+    pub wr: ShimWriter,
 }
 
 /// What an attach found.
@@ -83,9 +71,8 @@ impl Manager {
         if stdin && !rec.process.open_stdin {
             tracing::debug!(id = rec.short_id(), "attach asked for stdin; the container has none open");
         }
-        let socket = self.paths(&rec).shim_socket();
         let kind = Kind::Attach(AttachRequest { stdin, from_start });
-        match open(&rec.id, &socket, kind).await {
+        match open(&rec.id, &ShimClient::new(&self.paths(&rec)), kind).await {
             Ok(s) => Ok(Attached::Live(s)),
             // The shim went away (the container exited) just now.
             Err(_) if from_start => {
@@ -126,7 +113,7 @@ impl Manager {
             )));
         }
         let user = pick(&opts.user, &rec.process.user);
-        berth_shim::user::check_user(&user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
+        berth_contract::user::check_user(&user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
         let kind = Kind::Exec(ExecRequest {
             args: opts.cmd.clone(),
             env,
@@ -138,17 +125,16 @@ impl Manager {
             height: u32::from(opts.console.1),
         });
         tracing::info!(id = rec.short_id(), cmd = ?opts.cmd, "exec");
-        open(&rec.id, &self.paths(&rec).shim_socket(), kind).await
+        open(&rec.id, &ShimClient::new(&self.paths(&rec)), kind).await
     }
 }
 
-async fn open(id: &str, socket: &std::path::Path, kind: Kind) -> Result<ShimStream> {
-    let gone = |e: std::io::Error| AgentError::FailedPrecondition(format!("container {id} is not running ({e})"));
-    let addr = berth_shim::layout::SocketPath::new(socket).map_err(gone)?;
-    let stream = UnixStream::connect(addr.path()).await.map_err(gone)?;
-    let (rd, mut wr) = stream.into_split();
-    write_frame(&mut wr, &Request { kind: Some(kind) })
-        .await
-        .map_err(|source| AgentError::Io { context: "send to the shim".into(), source })?;
-    Ok(ShimStream { id: id.to_owned(), rd, wr })
+async fn open(id: &str, shim: &ShimClient, kind: Kind) -> Result<ShimStream> {
+    match shim.open(kind).await {
+        Ok((rd, wr)) => Ok(ShimStream { id: id.to_owned(), rd, wr }),
+        Err(ShimCallError::Gone(e)) => {
+            Err(AgentError::FailedPrecondition(format!("container {id} is not running ({e})")))
+        }
+        Err(e) => Err(AgentError::Io { context: "send to the shim".into(), source: std::io::Error::other(e) }),
+    }
 }

@@ -4,7 +4,7 @@
 //! `json-file`, a container's log is never unbounded.
 use std::collections::HashMap;
 
-use berth_shim::logfile::LogLimits;
+use berth_contract::log::LogLimits;
 
 use crate::error::{AgentError, Result};
 

@@ -1,5 +1,5 @@
-//! `logs`: reads the shim's log (format in `berth_shim::logfmt`, rotation
-//! in `berth_shim::logfile`): the rotated files oldest first, then
+//! `logs`: reads the shim's log (format in `berth_contract::log`, rotation
+//! in the shim's `logfile`): the rotated files oldest first, then
 //! `container.log`; with follow, keeps reading, across rotations, until the
 //! container has exited and every record it wrote has been sent.
 //!
@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_shim::layout::ContainerPaths;
-use berth_shim::logfile::LogLimits;
-use berth_shim::logfmt;
+use berth_contract::log as logfmt;
+use berth_contract::log::LogLimits;
+use berth_contract::ContainerPaths;
 use tokio::sync::mpsc;
 
 use super::{Manager, Status};
@@ -413,6 +413,8 @@ fn read_lines(reader: &mut BufReader<File>, limit: usize, out: &mut Vec<LogRecor
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The reader is tested against the shim's own writer (a dev-dependency:
+    // berthd does not link the shim).
     use berth_shim::logfile::LogFile;
 
     struct Dir(PathBuf);

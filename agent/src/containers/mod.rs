@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_shim::layout::{ContainerId, ContainerPaths, Layout};
-use berth_shim::logfile::LogLimits;
+use berth_contract::log::LogLimits;
+use berth_contract::{ContainerId, ContainerPaths, Layout};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -34,7 +34,6 @@ mod names;
 mod prune;
 mod recover;
 mod remove;
-mod shim_client;
 mod spec;
 mod start;
 mod stop;

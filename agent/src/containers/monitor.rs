@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_shim::layout::{now_nanos, ExitStatus};
+use berth_contract::{now_nanos, ExitStatus};
 
-use super::shim_client::{self, ShimCallError};
 use super::{ContainerRecord, ExitEvent, Manager};
 use crate::error::Result;
+use berth_contract::shim_client::{ShimCallError, ShimClient};
 
 /// Exit code recorded when the real one cannot be known (Docker's choice).
 pub const UNKNOWN_EXIT: i32 = 255;
@@ -19,9 +19,10 @@ impl Manager {
         let this = self.clone();
         let id = rec.id.clone();
         let paths = self.paths(rec);
+        let shim = ShimClient::new(&paths);
         tokio::spawn(async move {
             loop {
-                match shim_client::wait(&paths.shim_socket()).await {
+                match shim.wait().await {
                     Ok(_) | Err(ShimCallError::Gone(_)) | Err(ShimCallError::Closed) => break,
                     // A reset while the shim exits: its exit.json says so.
                     Err(_) if paths.has_exit() => break,
@@ -51,7 +52,7 @@ impl Manager {
         if exit.is_none() {
             // The shim may be alive but between answering and writing:
             // trust only a shim that does not answer at all.
-            if shim_client::state(&paths.shim_socket()).await.is_ok() {
+            if ShimClient::new(&paths).state().await.is_ok() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 exit = ExitStatus::read_for(&paths).ok().flatten();
                 if exit.is_none() {

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::shim_client;
 use super::Manager;
 use crate::error::Result;
+use berth_contract::shim_client::ShimClient;
 
 impl Manager {
     /// `sweep`: whether the database knows the whole root, so that a
@@ -19,17 +19,18 @@ impl Manager {
         let known: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
         for mut rec in records {
             let paths = self.paths(&rec);
+            let shim = ShimClient::new(&paths);
             if !rec.state.status.is_live() {
                 // berthd died during a start, after the shim was spawned
                 // and before the record said so: adopt what runs, so no
                 // container lives unseen. Else nothing may hold a cgroup.
-                match shim_client::state(&paths.shim_socket()).await {
+                match shim.state().await {
                     Ok(resp) => {
                         let pid = resp.state.as_ref().map_or(0, |s| s.pid);
                         tracing::info!(id = rec.short_id(), pid, "adopting a container started by a previous berthd");
                         rec.state.status = super::Status::Running;
                         rec.state.pid = pid;
-                        rec.state.started_at = berth_shim::layout::now_nanos();
+                        rec.state.started_at = berth_contract::now_nanos();
                         rec.state.error.clear();
                         self.put_record(&rec)?;
                         if resp.state.as_ref().is_some_and(|s| s.running) {
@@ -48,7 +49,7 @@ impl Manager {
                 }
                 continue;
             }
-            match shim_client::state(&paths.shim_socket()).await {
+            match shim.state().await {
                 Ok(resp) if resp.state.as_ref().is_some_and(|s| s.running) => {
                     tracing::info!(id = rec.short_id(), "container still running, re-attached");
                     // A berthd killed during a commit leaves the container
@@ -62,7 +63,7 @@ impl Manager {
                     // Exited while berthd was away; the shim lingers until
                     // it has told someone. Record and let it go.
                     self.finalize_exit(&rec.id).await?;
-                    let _ = shim_client::shutdown(&paths.shim_socket()).await;
+                    let _ = shim.shutdown().await;
                 }
                 Err(e) => {
                     tracing::info!(id = rec.short_id(), error = %e, "shim gone");
@@ -76,7 +77,7 @@ impl Manager {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if berth_shim::layout::ContainerId::parse(&name).is_ok() && !known.contains(&name) {
+                if berth_contract::ContainerId::parse(&name).is_ok() && !known.contains(&name) {
                     if !sweep {
                         tracing::warn!(id = %&name[..12], dir = %dir.display(), "kept a directory the database does not know");
                         continue;

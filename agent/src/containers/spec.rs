@@ -14,12 +14,10 @@ use oci_spec::runtime::{
 use super::ContainerRecord;
 use crate::error::{AgentError, Result};
 
-// The annotation keys are the shim's: one definition for both sides.
-use berth_shim::spec::{
-    ANNOTATION_CGROUP_JOIN as CGROUP_JOIN, ANNOTATION_LOG_MAX_FILE as LOG_MAX_FILE,
-    ANNOTATION_LOG_MAX_SIZE as LOG_MAX_SIZE, ANNOTATION_LOWERDIR as LOWERDIR, ANNOTATION_UPPERDIR as UPPERDIR,
-    ANNOTATION_USER as USER, ANNOTATION_WORKDIR as WORKDIR, DEFAULT_CAPABILITIES as DEFAULT_CAPS, DEFAULT_NAMESPACES,
-};
+// The annotation keys and defaults are the contract's: one definition for
+// berthd and the shim.
+use berth_contract::annotations::{CGROUP_JOIN, LOG_MAX_FILE, LOG_MAX_SIZE, LOWERDIR, UPPERDIR, USER, WORKDIR};
+use berth_contract::defaults::{DEFAULT_CAPABILITIES as DEFAULT_CAPS, DEFAULT_NAMESPACES};
 
 /// Everything the spec needs besides the record.
 pub struct SpecInputs<'a> {
@@ -83,7 +81,7 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .masked_paths(defaults.masked_paths().clone().unwrap_or_default())
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
         // Docker's default profile, for Docker's default capabilities.
-        .seccomp(berth_shim::seccomp::default_profile())
+        .seccomp(berth_contract::seccomp::default_profile())
         // What berthd enforces through the cgroup (`devices.rs`), for any
         // OCI tool that reads the bundle.
         .resources(
@@ -107,7 +105,7 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     annotations.insert(LOG_MAX_SIZE.to_owned(), rec.log.max_size.to_string());
     annotations.insert(LOG_MAX_FILE.to_owned(), rec.log.max_files.to_string());
     if p.open_stdin {
-        annotations.insert(berth_shim::spec::ANNOTATION_STDIN.to_owned(), "true".to_owned());
+        annotations.insert(berth_contract::annotations::STDIN.to_owned(), "true".to_owned());
     }
 
     let mut spec = Spec::default();

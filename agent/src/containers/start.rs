@@ -1,9 +1,11 @@
 //! `start`: cgroup, runtime spec, then the shim, which creates the
 //! container and returns once its process has exec'd (or failed to).
-use std::process::Stdio;
 use std::sync::Arc;
 
-use berth_shim::layout::{atomic_write, now_nanos};
+use berth_contract::fs::atomic_write;
+use berth_contract::shim_client::ShimClient;
+use berth_contract::shim_start::{StartConfig, StartOutcome};
+use berth_contract::{now_nanos, ContainerId};
 
 use super::spec::{self, SpecInputs};
 use super::{ContainerRecord, Manager, Status};
@@ -41,46 +43,38 @@ impl Manager {
         atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
         // Compiled once per berthd; rewritten at each start, before the shim
         // that reads it exists, so it needs no fsync.
-        let program = berth_shim::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
+        let program = berth_contract::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
         std::fs::write(paths.seccomp_program(), program.to_bytes())
             .context(|| format!("write {}", paths.seccomp_program().display()))?;
 
         let t_shim = std::time::Instant::now();
         let prepared_us = t0.elapsed().as_micros() as u64;
-        let out = tokio::process::Command::new(&self.shim)
-            .arg("start")
-            .arg("--id")
-            .arg(&rec.id)
-            .arg("--bundle")
-            .arg(paths.dir())
-            .arg("--state")
-            .arg(paths.state_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .await
-            .context(|| format!("run {}", self.shim.display()))?;
-
-        if !out.status.success() {
-            let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            let message = if message.is_empty() { format!("shim exited with {}", out.status) } else { message };
-            // Nothing runs: undo the cgroup, keep the record as created
-            // with the error, as Docker does.
-            self.cgroups.kill_all(&rec.id).await;
-            let _ = self.cgroups.remove_off_runtime(&rec.id).await;
-            // The shim's own log stays (its diagnostics of the failure)
-            // until the container is removed; only what says "a shim is
-            // here" goes.
-            let _ = std::fs::remove_file(paths.shim_socket());
-            let _ = std::fs::remove_file(paths.shim_pid());
-            rec.state.error = message.clone();
-            rec.state.exit_code = out.status.code().unwrap_or(1);
-            self.put_record(&rec)?;
-            return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message, code: rec.state.exit_code });
-        }
+        let config = StartConfig {
+            id: ContainerId::parse(&rec.id).map_err(|e| AgentError::Internal(e.to_string()))?,
+            bundle: paths.dir().to_path_buf(),
+            state: paths.state_dir().to_path_buf(),
+        };
+        let outcome =
+            ShimClient::start(&self.shim, &config).await.context(|| format!("run {}", self.shim.display()))?;
+        let pid = match outcome {
+            StartOutcome::Started { pid } => pid,
+            StartOutcome::Failed { code, message } => {
+                // Nothing runs: undo the cgroup, keep the record as created
+                // with the error, as Docker does.
+                self.cgroups.kill_all(&rec.id).await;
+                let _ = self.cgroups.remove_off_runtime(&rec.id).await;
+                // The shim's own log stays (its diagnostics of the failure)
+                // until the container is removed; only what says "a shim is
+                // here" goes.
+                let _ = std::fs::remove_file(paths.shim_socket());
+                let _ = std::fs::remove_file(paths.shim_pid());
+                rec.state.error = message.clone();
+                rec.state.exit_code = code;
+                self.put_record(&rec)?;
+                return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message, code });
+            }
+        };
         let shim_us = t_shim.elapsed().as_micros() as u64;
-        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
         rec.state.status = Status::Running;
         rec.state.pid = pid;
         rec.state.started_at = now_nanos();

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::shim_client;
 use super::{ContainerRecord, Manager};
 use crate::error::{AgentError, Result};
+use berth_contract::shim_client::ShimClient;
 
 /// Docker's default grace period.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +32,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 impl Manager {
     async fn signal(self: &Arc<Self>, rec: &ContainerRecord, signal: i32) -> Result<()> {
-        match shim_client::kill(&self.paths(rec).shim_socket(), signal).await {
+        match ShimClient::new(&self.paths(rec)).kill(signal).await {
             Ok(_) => Ok(()),
             Err(e) if e.not_running() => {
                 Err(AgentError::FailedPrecondition(format!("container {} is not running", rec.name)))

@@ -51,9 +51,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use berth_shim::layout::Layout;
+use berth_contract::Layout;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
+use crate::store_layout::StoreLayout;
 use meta::{ImageMeta, Tables};
 pub use reference::Reference;
 pub(crate) use staging::chain_ids;

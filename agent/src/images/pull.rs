@@ -25,6 +25,7 @@ use super::staging::{ImageInput, NewParts, Staging};
 use super::store::{self, Expected, HashingWriter, Staged};
 use super::unpack::{self, Unpacked};
 use super::{ImageError, ImageRecord, ImageService};
+use crate::store_layout::StoreLayout;
 
 /// What a pull must do for one layer.
 #[derive(Clone, Debug)]
@@ -309,12 +310,12 @@ impl Drop for PullStage {
 pub const PARTIAL_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// `content/ingest/partial`.
-pub fn partial_dir(layout: &berth_shim::layout::Layout) -> PathBuf {
+pub fn partial_dir(layout: &berth_contract::Layout) -> PathBuf {
     layout.ingest_dir().join("partial")
 }
 
 /// Removes partial downloads older than [`PARTIAL_TTL`].
-pub fn sweep_partials(layout: &berth_shim::layout::Layout) {
+pub fn sweep_partials(layout: &berth_contract::Layout) {
     let Ok(entries) = fs::read_dir(partial_dir(layout)) else { return };
     for e in entries.flatten() {
         let old = e

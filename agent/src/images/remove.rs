@@ -18,6 +18,7 @@ use redb::ReadableDatabase;
 use super::meta::Tables;
 use super::reference;
 use super::{repositories, short_id, Found, ImageError, ImageService, RemoveReport, Resolved};
+use crate::store_layout::StoreLayout;
 
 /// Who uses a leased image, in the conflict messages.
 const LEASED: &str = "(being created)";

@@ -25,6 +25,7 @@ use super::meta::{ImageMeta, ReadTables, SnapshotMeta, Tables};
 use super::store::{self, Expected, Staged};
 use super::unpack::{self, Unpacked};
 use super::{ImageError, ImageService};
+use crate::store_layout::StoreLayout;
 
 /// An image found in an archive (or made by import), ready to be added.
 pub struct ImageInput {

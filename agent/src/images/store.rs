@@ -13,10 +13,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_shim::layout::Layout;
+use berth_contract::Layout;
 use sha2::{Digest as _, Sha256};
 
 use super::ImageError;
+use crate::store_layout::StoreLayout;
 
 /// The only digest algorithm berth stores.
 pub const SHA256_PREFIX: &str = "sha256:";

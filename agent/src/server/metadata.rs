@@ -18,10 +18,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_shim::layout::Layout;
+use berth_contract::Layout;
 use redb::{ReadableDatabase, TableDefinition};
 
 use crate::error::{AgentError, Result};
+use crate::store_layout::StoreLayout;
 
 /// `complete` → `yes` when the database has recorded the root from its
 /// first day (its silence means garbage), `no` when it was started over

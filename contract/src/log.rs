@@ -1,5 +1,6 @@
-//! The container log format, shared by the shim (writer) and berthd
-//! (reader). One record a line, as the CRI logging format:
+//! The container log: its record format and how much of it is kept
+//! ([`LogLimits`]), shared by the shim (writer) and berthd (reader). One
+//! record a line, as the CRI logging format:
 //!
 //! ```text
 //! 2026-11-22T14:03:07.123456789Z stdout F hello world
@@ -8,6 +9,43 @@
 //! `F` marks a record that ended with a newline in the output, `P` a partial
 //! one (a line longer than the buffer, or the output's last bytes with no
 //! newline). The newline itself is not part of the content.
+use serde::{Deserialize, Serialize};
+
+/// How much log one container keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLimits {
+    /// Largest size of one file in bytes; more than 0.
+    pub max_size: u64,
+    /// Most files kept, `container.log` included; 1 to [`Self::MAX_FILES`].
+    pub max_files: u32,
+}
+
+impl LogLimits {
+    /// 10 MiB a file, 3 files: at most 30 MiB a container when nothing is
+    /// asked for. (Docker's `json-file` keeps everything by default, and a
+    /// chatty container fills the disk.)
+    pub const DEFAULT: Self = Self { max_size: 10 * 1024 * 1024, max_files: 3 };
+
+    /// The most files a container may keep: every rotation renames each of
+    /// them, and a reader holds them all open at once.
+    pub const MAX_FILES: u32 = 100;
+
+    /// Whether the values are in range.
+    pub fn valid(&self) -> bool {
+        self.max_size > 0 && (1..=Self::MAX_FILES).contains(&self.max_files)
+    }
+
+    /// How many rotated files are kept besides `container.log`.
+    pub fn kept_rotations(&self) -> u32 {
+        self.max_files.saturating_sub(1)
+    }
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]

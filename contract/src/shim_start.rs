@@ -1,10 +1,14 @@
-//! The shim's command line, parsed by hand: one subcommand and three flags
-//! do not justify an argument-parsing crate in a process that runs once per
-//! container.
+//! `berth-shim start`, both halves: the command line berthd builds and
+//! the shim parses (by hand: one subcommand and three flags do not justify
+//! an argument-parsing crate in a process that runs once per container),
+//! and what the shim answers: the init's pid on stdout and exit code 0, or
+//! one line on stderr and the exit code of the container's process that
+//! could not start (127 not found, 126 cannot invoke, 1 anything else).
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
-use crate::layout::ContainerId;
+use crate::id::ContainerId;
 
 const USAGE: &str = "usage: berth-shim start --id <id> --bundle <dir> --state <dir>";
 
@@ -24,7 +28,16 @@ pub struct StartConfig {
 pub struct UsageError(String);
 
 impl StartConfig {
-    /// Parses the arguments after the program name. Flags take their value
+    /// berthd's half: the arguments after the program name.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut v = vec![OsString::from("start"), "--id".into(), self.id.as_str().into(), "--bundle".into()];
+        v.push(self.bundle.clone().into_os_string());
+        v.push("--state".into());
+        v.push(self.state.clone().into_os_string());
+        v
+    }
+
+    /// The shim's half: parses the arguments after the program name. Flags take their value
     /// as the next argument or after `=`.
     pub fn parse(args: &[OsString]) -> Result<Self, UsageError> {
         let mut args = args.iter();
@@ -60,6 +73,50 @@ impl StartConfig {
     }
 }
 
+/// How `berth-shim start` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// The container's init has exec'd; its pid on the host.
+    Started { pid: u32 },
+    /// Nothing runs. `code` is the exit code a client shows for the
+    /// container's process (127, 126, or 1).
+    Failed { code: i32, message: String },
+}
+
+impl StartOutcome {
+    /// The shim's half: prints the outcome where berthd reads it and
+    /// returns the shim's exit code.
+    pub fn report(&self) -> i32 {
+        match self {
+            Self::Started { pid } => {
+                let _ = writeln!(std::io::stdout(), "{pid}");
+                0
+            }
+            Self::Failed { code, message } => {
+                let _ = writeln!(std::io::stderr(), "{}", message.replace('\n', " "));
+                if *code == 0 {
+                    1
+                } else {
+                    *code
+                }
+            }
+        }
+    }
+
+    /// berthd's half: reads the shim's exit code (`None`: killed by a
+    /// signal, described by `status`) and its two outputs.
+    pub fn read(code: Option<i32>, status: &dyn std::fmt::Display, stdout: &[u8], stderr: &[u8]) -> Self {
+        if code == Some(0) {
+            // The container runs whatever was printed: a pid it cannot
+            // read is unknown (0), never a failure that would forget it.
+            return Self::Started { pid: String::from_utf8_lossy(stdout).trim().parse().unwrap_or(0) };
+        }
+        let message = String::from_utf8_lossy(stderr).trim().to_owned();
+        let message = if message.is_empty() { format!("shim exited with {status}") } else { message };
+        Self::Failed { code: code.unwrap_or(1), message }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +132,26 @@ mod tests {
         assert_eq!(c.id.as_str(), id);
         assert_eq!(c.bundle, PathBuf::from("/b"));
         assert_eq!(c.state, PathBuf::from("/s"));
+    }
+
+    #[test]
+    fn what_berthd_builds_the_shim_parses() {
+        let c = StartConfig {
+            id: ContainerId::parse(&"cd".repeat(32)).unwrap(),
+            bundle: PathBuf::from("/var/lib/berth/containers/x"),
+            state: PathBuf::from("/run/berth/x y"),
+        };
+        assert_eq!(StartConfig::parse(&c.args()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_outcome_is_read_from_the_exit_code_and_the_outputs() {
+        let read = |code, out: &str, err: &str| StartOutcome::read(code, &"signal 9", out.as_bytes(), err.as_bytes());
+        assert_eq!(read(Some(0), "4242\n", ""), StartOutcome::Started { pid: 4242 });
+        let failed = |code, message: &str| StartOutcome::Failed { code, message: message.into() };
+        assert_eq!(read(Some(127), "", "exec: \"x\": not found\n"), failed(127, "exec: \"x\": not found"));
+        assert_eq!(read(None, "", ""), failed(1, "shim exited with signal 9"));
+        assert_eq!(read(Some(0), "", ""), StartOutcome::Started { pid: 0 });
     }
 
     #[test]
