@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod blocking;
 pub mod config;
 pub mod containers;
 pub mod error;

@@ -33,9 +33,10 @@ pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager
         let layout = layout.clone();
         let db = db.clone();
         let limits = config.registries.images.limits();
-        tokio::task::spawn_blocking(move || ImageService::open_with(layout, db, sweep).map(|s| s.with_limits(limits)))
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))??
+        crate::blocking::run(move || {
+            ImageService::open_with(layout, db, sweep).map(|s| s.with_limits(limits)).map_err(AgentError::from)
+        })
+        .await?
     };
     let manager = Manager::new(layout, db, Arc::new(images), shim.to_path_buf(), CgroupDriver::default())?;
     manager.recover(sweep).await?;

@@ -53,19 +53,41 @@ impl ImagesApi {
         T: Send + 'static,
     {
         let dir = self.manager.layout.ingest_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
         let upload = Upload(dir.join(format!("upload-{:016x}", rand::random::<u64>())));
-        let mut file = std::fs::File::create(&upload.0).map_err(|e| Status::internal(format!("spool upload: {e}")))?;
-        let mut seen_first = false;
-        while let Some(msg) = stream.next().await {
-            let msg = msg?;
-            if !seen_first {
-                first(&msg);
-                seen_first = true;
+        // The file is written on the blocking pool, fed through a short
+        // queue: a slow disk slows this upload, not berthd's other calls.
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(CHUNK_QUEUE);
+        let path = upload.0.clone();
+        let writer = crate::blocking::run(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut file = std::fs::File::create(&path)?;
+            while let Some(bytes) = rx.blocking_recv() {
+                file.write_all(&bytes)?;
             }
-            let bytes = data(msg);
-            file.write_all(&bytes).map_err(|e| Status::internal(format!("spool upload: {e}")))?;
+            Ok(())
+        });
+        let received = async {
+            let mut seen_first = false;
+            while let Some(msg) = stream.next().await {
+                let msg = msg?;
+                if !seen_first {
+                    first(&msg);
+                    seen_first = true;
+                }
+                if tx.send(data(msg)).await.is_err() {
+                    // The writer failed: its error is the answer.
+                    break;
+                }
+            }
+            Ok::<_, Status>(())
         }
+        .await;
+        drop(tx);
+        // Waited for either way, so the file is gone with `upload` on an
+        // error.
+        let written = writer.await;
+        received?;
+        written.map_err(|e| Status::internal(format!("spool upload: {e}")))?;
         Ok(upload)
     }
 }
@@ -169,7 +191,7 @@ impl pb::images_server::Images for ImagesApi {
         // status, not a truncated stream.
         let plan = blocking(move || Ok(images.save_plan(&r.references)?)).await?;
         let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             let mut w = ChunkWriter::new(tx.clone());
             if let Err(e) = plan.write(&mut w) {
                 tracing::warn!(error = %e, "save stopped");

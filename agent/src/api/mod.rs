@@ -83,7 +83,7 @@ impl From<AgentError> for Status {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))?.map_err(Status::from)
+    crate::blocking::run(f).await.map_err(Status::from)
 }
 
 /// Bytes of the largest list berthd puts in one message (`List`); a

@@ -157,9 +157,7 @@ impl CgroupDriver {
     /// [`Self::remove`] on a blocking thread: its retries sleep.
     pub async fn remove_off_runtime(&self, id: &str) -> Result<()> {
         let (this, id) = (self.clone(), id.to_owned());
-        tokio::task::spawn_blocking(move || this.remove(&id))
-            .await
-            .map_err(|e| AgentError::Internal(format!("cgroup removal task: {e}")))?
+        crate::blocking::run(move || this.remove(&id)).await
     }
 
     /// Removes the cgroup; a missing one is fine. Blocks (it retries while

@@ -54,7 +54,7 @@ impl Manager {
         let images = self.images.clone();
         let cgroups = self.cgroups.clone();
         let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || -> Result<ImageRecord> {
+        crate::blocking::run(move || -> Result<ImageRecord> {
             if freeze {
                 cgroups.freeze(&id)?;
             }
@@ -70,6 +70,5 @@ impl Manager {
             result
         })
         .await
-        .map_err(|e| AgentError::Internal(e.to_string()))?
     }
 }

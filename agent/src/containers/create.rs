@@ -42,9 +42,7 @@ impl Manager {
         let reference = opts.image.clone();
         // Held until the record is committed: from then on the record keeps
         // the image from `rmi` and `image prune`.
-        let (image, _lease) = tokio::task::spawn_blocking(move || images.lease(&reference))
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))??;
+        let (image, _lease) = crate::blocking::run(move || images.lease(&reference).map_err(AgentError::from)).await?;
 
         if !opts.name.is_empty() && !names::valid(opts.name.trim_start_matches('/')) {
             return Err(AgentError::InvalidArgument(format!(
@@ -136,14 +134,19 @@ impl Manager {
 
         // The bundle directory first: a record never points at nothing.
         let paths = self.layout.container(&cid);
-        for dir in [paths.dir().to_path_buf(), paths.upper(), paths.work(), paths.rootfs()] {
-            std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
-        }
-        // The log exists from the start, so a follower can open it before
-        // the container runs (the shim appends to it).
-        std::fs::File::create(paths.log_file()).context(|| "create container log".into())?;
+        let bundle = paths.clone();
+        crate::blocking::run(move || {
+            for dir in [bundle.dir().to_path_buf(), bundle.upper(), bundle.work(), bundle.rootfs()] {
+                std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
+            }
+            // The log exists from the start, so a follower can open it
+            // before the container runs (the shim appends to it).
+            std::fs::File::create(bundle.log_file()).context(|| "create container log".into())?;
+            Ok::<_, AgentError>(())
+        })
+        .await?;
 
-        let result = self.insert_named(rec_for, opts.name.trim_start_matches('/'));
+        let result = self.insert_named(rec_for, opts.name.trim_start_matches('/')).await;
         if result.is_err() {
             let _ = crate::tree::remove_all(paths.dir());
         }
@@ -151,21 +154,20 @@ impl Manager {
     }
 
     /// Inserts the record under `name` (or a generated one), refusing a
-    /// name that is taken. Check and insert are one write transaction.
-    fn insert_named(&self, rec_for: impl Fn(String) -> ContainerRecord, name: &str) -> Result<ContainerRecord> {
-        let _guard = self.names_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let all = self.all_names()?;
-        let taken = |n: &str| all.iter().find(|(_, name)| name == n).map(|(id, _)| id);
+    /// name that is taken. One create at a time checks and inserts; each
+    /// check reads one row of the name index.
+    async fn insert_named(&self, rec_for: impl Fn(String) -> ContainerRecord, name: &str) -> Result<ContainerRecord> {
+        let _guard = self.names_lock.lock().await;
         let name = if name.is_empty() {
             let mut attempt = 0;
             loop {
                 let n = names::generate(attempt);
-                if taken(&n).is_none() {
+                if self.id_by_name(&n)?.is_none() {
                     break n;
                 }
                 attempt += 1;
             }
-        } else if let Some(holder) = taken(name) {
+        } else if let Some(holder) = self.id_by_name(name)? {
             return Err(AgentError::AlreadyExists(format!(
                 "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
@@ -173,7 +175,7 @@ impl Manager {
             name.to_owned()
         };
         let rec = rec_for(name);
-        self.put_record(&rec)?;
+        self.put_record(&rec).await?;
         Ok(rec)
     }
 }

@@ -37,12 +37,11 @@ impl Manager {
     pub(super) async fn image_layers(&self, rec: &super::ContainerRecord) -> Result<Vec<PathBuf>> {
         let images = self.images.clone();
         let image_id = rec.image_id.clone();
-        let layers = tokio::task::spawn_blocking(move || {
+        let layers = crate::blocking::run(move || {
             let image = images.resolve(&image_id)?;
-            images.rootfs_layers(&image)
+            images.rootfs_layers(&image).map_err(AgentError::from)
         })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        .await?;
         Ok(layers)
     }
 

@@ -58,7 +58,7 @@ impl Manager {
             for a in &filters.ancestor {
                 let images = self.images.clone();
                 let a = a.clone();
-                if let Ok(Ok(img)) = tokio::task::spawn_blocking(move || images.resolve(&a)).await {
+                if let Ok(img) = crate::blocking::run(move || images.resolve(&a).map_err(AgentError::from)).await {
                     ids.push(img.id);
                 }
             }

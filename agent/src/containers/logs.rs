@@ -200,10 +200,7 @@ impl Drop for ReaderGuard<'_> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))?
-        .map_err(|source| AgentError::Io { context: "read container log".into(), source })
+    crate::blocking::run(f).await.map_err(|source| AgentError::Io { context: "read container log".into(), source })
 }
 
 async fn read_batch(mut reader: LogReader, follow: bool) -> Result<(LogReader, Vec<LogRecord>)> {

@@ -191,7 +191,7 @@ pub struct Manager {
     /// the removal still gets the code.
     removed_exits: Mutex<HashMap<String, ExitEvent>>,
     /// Serialises name checks with inserts.
-    names_lock: Mutex<()>,
+    names_lock: tokio::sync::Mutex<()>,
     /// `logs` calls reading each container's log, and a wake-up for each
     /// one that ends (an auto-remove waits for them: see `logs.rs`).
     log_readers: Mutex<HashMap<String, usize>>,
@@ -234,7 +234,7 @@ impl Manager {
             locks: Mutex::default(),
             exits,
             removed_exits: Mutex::default(),
-            names_lock: Mutex::default(),
+            names_lock: tokio::sync::Mutex::default(),
             log_readers: Mutex::default(),
             log_reader_done: tokio::sync::Notify::new(),
         }))
@@ -262,18 +262,6 @@ impl Manager {
         for row in table.iter()? {
             let (_, v) = row?;
             out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
-    }
-
-    /// Every container's ID and name (the name index: no record decoded).
-    pub(crate) fn all_names(&self) -> Result<Vec<(String, String)>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(NAMES)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (name, id) = row?;
-            out.push((id.value().to_owned(), name.value().to_owned()));
         }
         Ok(out)
     }
@@ -309,38 +297,48 @@ impl Manager {
         }
     }
 
-    /// Writes a record; durable when this returns.
-    pub(crate) fn put_record(&self, rec: &ContainerRecord) -> Result<()> {
+    /// Writes a record; durable when this returns. The commit (an fsync)
+    /// runs off the async threads.
+    pub(crate) async fn put_record(&self, rec: &ContainerRecord) -> Result<()> {
         let bytes = serde_json::to_vec(rec)?;
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(CONTAINERS)?;
-            table.insert(rec.id.as_str(), bytes.as_slice())?;
-            tx.open_table(NAMES)?.insert(rec.name.as_str(), rec.id.as_str())?;
-        }
-        tx.commit()?;
-        Ok(())
+        let (db, id, name) = (self.db.clone(), rec.id.clone(), rec.name.clone());
+        crate::blocking::run(move || {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(CONTAINERS)?;
+                table.insert(id.as_str(), bytes.as_slice())?;
+                tx.open_table(NAMES)?.insert(name.as_str(), id.as_str())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
-    pub(crate) fn delete_record(&self, id: &str) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(CONTAINERS)?;
-            let name = match table.remove(id)? {
-                Some(old) => Some(serde_json::from_slice::<IdName>(old.value())?.name),
-                None => None,
-            };
-            if let Some(name) = name {
-                let mut names = tx.open_table(NAMES)?;
-                // Only if the name is still this container's.
-                let ours = names.get(name.as_str())?.is_some_and(|v| v.value() == id);
-                if ours {
-                    names.remove(name.as_str())?;
+    /// Deletes a record and its name; durable when this returns.
+    pub(crate) async fn delete_record(&self, id: &str) -> Result<()> {
+        let (db, id) = (self.db.clone(), id.to_owned());
+        crate::blocking::run(move || {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(CONTAINERS)?;
+                let name = match table.remove(id.as_str())? {
+                    Some(old) => Some(serde_json::from_slice::<IdName>(old.value())?.name),
+                    None => None,
+                };
+                if let Some(name) = name {
+                    let mut names = tx.open_table(NAMES)?;
+                    // Only if the name is still this container's.
+                    let ours = names.get(name.as_str())?.is_some_and(|v| v.value() == id);
+                    if ours {
+                        names.remove(name.as_str())?;
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     /// Finds a container by full ID, unique ID prefix or name (with or

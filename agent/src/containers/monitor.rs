@@ -91,7 +91,7 @@ impl Manager {
         }
         rec.state.status = super::Status::Exited;
         rec.state.pid = 0;
-        self.put_record(&rec)?;
+        self.put_record(&rec).await?;
         tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");
         let ev = ExitEvent { id: id.to_owned(), exit_code: rec.state.exit_code, error: rec.state.error.clone() };
         if rec.auto_remove {

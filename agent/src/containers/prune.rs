@@ -67,7 +67,7 @@ impl Manager {
 
     async fn upper_size(&self, rec: &super::ContainerRecord) -> u64 {
         let upper = self.paths(rec).upper();
-        tokio::task::spawn_blocking(move || files_size(&upper)).await.unwrap_or(0)
+        crate::blocking::run(move || Ok::<_, crate::blocking::TaskLost>(files_size(&upper))).await.unwrap_or(0)
     }
 }
 

@@ -32,7 +32,7 @@ impl Manager {
                         rec.state.pid = pid;
                         rec.state.started_at = berth_contract::now_nanos();
                         rec.state.error.clear();
-                        self.put_record(&rec)?;
+                        self.put_record(&rec).await?;
                         if resp.state.as_ref().is_some_and(|s| s.running) {
                             self.spawn_monitor(&rec);
                         } else {

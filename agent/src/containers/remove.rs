@@ -44,15 +44,14 @@ impl Manager {
             rec = self.refresh(&now.id).await?;
         };
         let paths = self.paths(&rec);
-        self.delete_record(&rec.id)?;
+        self.delete_record(&rec.id).await?;
         let _ = self.cgroups.remove_off_runtime(&rec.id).await;
         let _ = crate::tree::remove_all(paths.state_dir());
         let dir = paths.dir().to_path_buf();
         // The writable layer may be of any depth: not std's remove_dir_all,
         // which recurses per level.
-        tokio::task::spawn_blocking(move || crate::tree::remove_all(&dir))
+        crate::blocking::run(move || crate::tree::remove_all(&dir))
             .await
-            .map_err(|e| AgentError::Internal(e.to_string()))?
             .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
             .map_err(|source| AgentError::Io { context: "remove container directory".into(), source })?;
         self.forget_lock(&rec.id);

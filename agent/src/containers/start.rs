@@ -40,12 +40,17 @@ impl Manager {
             &SpecInputs { lower: &lower, upper: &upper, work: &work, cgroup_path: &cgroup_path, cgroup_join: &procs },
         )?;
         let bytes = serde_json::to_vec_pretty(&spec)?;
-        atomic_write(&paths.config_file(), &bytes).context(|| "write config.json".into())?;
-        // Compiled once per berthd; rewritten at each start, before the shim
-        // that reads it exists, so it needs no fsync.
-        let program = berth_contract::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
-        std::fs::write(paths.seccomp_program(), program.to_bytes())
-            .context(|| format!("write {}", paths.seccomp_program().display()))?;
+        let bundle = paths.clone();
+        crate::blocking::run(move || {
+            atomic_write(&bundle.config_file(), &bytes).context(|| "write config.json".into())?;
+            // Compiled once per berthd; rewritten at each start, before the
+            // shim that reads it exists, so it needs no fsync.
+            let program =
+                berth_contract::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
+            std::fs::write(bundle.seccomp_program(), program.to_bytes())
+                .context(|| format!("write {}", bundle.seccomp_program().display()))
+        })
+        .await?;
 
         let t_shim = std::time::Instant::now();
         let prepared_us = t0.elapsed().as_micros() as u64;
@@ -70,7 +75,7 @@ impl Manager {
                 let _ = std::fs::remove_file(paths.shim_pid());
                 rec.state.error = message.clone();
                 rec.state.exit_code = code;
-                self.put_record(&rec)?;
+                self.put_record(&rec).await?;
                 return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message, code });
             }
         };
@@ -83,7 +88,7 @@ impl Manager {
         rec.state.exit_signal = None;
         rec.state.oom_killed = false;
         rec.state.error.clear();
-        self.put_record(&rec)?;
+        self.put_record(&rec).await?;
         tracing::info!(pid, prepared_us, shim_us, total_us = t0.elapsed().as_micros() as u64, "container started");
         self.spawn_monitor(&rec);
         Ok(rec)

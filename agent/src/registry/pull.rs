@@ -318,10 +318,7 @@ fn expected(d: &Descriptor) -> Result<Expected, RegistryError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RegistryError::Protocol(format!("internal: blocking task failed: {e}")))?
-        .map_err(RegistryError::from)
+    crate::blocking::run(move || f().map_err(RegistryError::from)).await
 }
 
 #[derive(PartialEq)]
@@ -500,7 +497,7 @@ impl LayerJob {
         let gone = dropped.0.clone();
         let (stage, diff_id, unpack) = (self.stage.clone(), self.diff_id.clone(), self.unpack);
         let label = format!("layer {digest}");
-        let disk = tokio::task::spawn_blocking(move || {
+        let disk = crate::blocking::spawn(move || {
             let stored = stage.fetch_layer(
                 ChannelReader { rx, buf: Bytes::new(), pos: 0, ended: false, gone },
                 &exp,

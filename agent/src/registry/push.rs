@@ -75,16 +75,16 @@ impl Puller {
         let parsed = reference::parse(&opts.reference)?;
         let images = self.images.clone();
         let wanted = parsed.to_string();
-        let source = tokio::task::spawn_blocking(move || images.push_source(&wanted))
-            .await
-            .map_err(|e| RegistryError::Protocol(format!("internal: blocking task failed: {e}")))?
-            .map_err(|e| match e {
-                ImageError::NotFound(_) => RegistryError::NoSuchLocalImage(format!(
-                    "An image does not exist locally with the tag: {}",
-                    parsed.familiar()
-                )),
+        let familiar = parsed.familiar();
+        let source = crate::blocking::run(move || {
+            images.push_source(&wanted).map_err(|e| match e {
+                ImageError::NotFound(_) => {
+                    RegistryError::NoSuchLocalImage(format!("An image does not exist locally with the tag: {familiar}"))
+                }
                 other => other.into(),
-            })?;
+            })
+        })
+        .await?;
         let manifest: ImageManifest = ImageManifest::from_reader(&source.manifest[..])
             .map_err(|e| RegistryError::Protocol(format!("stored manifest {}: {e}", source.record.manifest_digest)))?;
         let repo = Repository { registry: parsed.domain().to_owned(), path: parsed.path().to_owned() };
@@ -97,9 +97,8 @@ impl Puller {
         for (d, _) in &blobs {
             let images = self.images.clone();
             let digest = d.digest().to_string();
-            let names = tokio::task::spawn_blocking(move || images.names_holding_blob(&digest))
-                .await
-                .map_err(|e| RegistryError::Protocol(format!("internal: blocking task failed: {e}")))??;
+            let names =
+                crate::blocking::run(move || images.names_holding_blob(&digest).map_err(RegistryError::from)).await?;
             let from = names
                 .iter()
                 .filter_map(|n| reference::parse(n).ok())
