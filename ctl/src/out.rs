@@ -54,7 +54,12 @@ pub fn shown(text: &str) -> String {
 
 /// Docker's line for an error of berthd's.
 pub fn daemon_error(s: &tonic::Status) -> String {
-    shown(&format!("Error response from daemon: {}", s.message()))
+    daemon_text(s.message())
+}
+
+/// Docker's line for an error berthd reported in a message, not a status.
+pub fn daemon_text(message: &str) -> String {
+    shown(&format!("Error response from daemon: {message}"))
 }
 
 /// `println!` that fails with `Closed` instead of panicking.

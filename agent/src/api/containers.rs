@@ -23,6 +23,7 @@ fn reply(rec: crate::containers::ContainerRecord) -> Response<pb::ContainerRespo
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
 type IoStream = Pin<Box<dyn Stream<Item = Result<pb::IoOut, Status>> + Send>>;
 type CopyStream = Pin<Box<dyn Stream<Item = Result<pb::CopyFromChunk, Status>> + Send>>;
+type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::containers_server::Containers for ContainersApi {
@@ -32,6 +33,27 @@ impl pb::containers_server::Containers for ContainersApi {
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let opts = convert::create_options(req.into_inner());
         Ok(reply(self.manager.create(opts).await?))
+    }
+
+    type RunStream = RunStream;
+
+    async fn run(&self, req: Request<pb::RunRequest>) -> Result<Response<Self::RunStream>, Status> {
+        let r = req.into_inner();
+        let opts = convert::create_options(r.create.unwrap_or_default());
+        // A create that fails is this call's status, before any message.
+        let rec = self.manager.create(opts).await?;
+        let created = pb::RunEvent { kind: Some(pb::run_event::Kind::Created(convert::container(&rec))) };
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (err_tx, err_rx) = tokio::sync::mpsc::channel::<Status>(1);
+        let m = self.manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = m.run_created(rec, r.detach, tx).await {
+                let _ = err_tx.send(e.into()).await;
+            }
+        });
+        let events = ReceiverStream::new(rx).map(|e| Ok(convert::run_event(e)));
+        let errors = ReceiverStream::new(err_rx).map(Err);
+        Ok(Response::new(Box::pin(tokio_stream::once(Ok(created)).chain(events).chain(errors))))
     }
 
     async fn start(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::ContainerResponse>, Status> {

@@ -3,8 +3,9 @@ use berth_proto::shim as sp;
 use berth_proto::v1 as pb;
 
 use crate::containers::{
-    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, PathStat,
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, PathStat, RunEvent,
 };
+use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
 use crate::images::ImageRecord;
 use crate::registry::auth::Credentials;
@@ -142,6 +143,25 @@ pub fn copy_to_options(first: &pb::CopyToChunk) -> CopyToOptions {
 
 pub fn log_record(r: LogRecord) -> pb::LogRecord {
     pb::LogRecord { time: r.time, stream: r.stream, data: r.data }
+}
+
+/// One `Run` event; a start failure carries its exit code and the text a
+/// failed `Start` carries in its status.
+pub fn run_event(e: RunEvent) -> pb::RunEvent {
+    use pb::run_event::Kind;
+    let kind = match e {
+        RunEvent::Started { pid } => Kind::Started(pb::RunStarted { pid }),
+        RunEvent::StartFailed(err) => {
+            let exit_code = match &err {
+                AgentError::StartFailed { code, .. } => *code,
+                _ => 1,
+            };
+            Kind::StartFailed(pb::StartFailure { exit_code, message: tonic::Status::from(err).message().to_owned() })
+        }
+        RunEvent::Log(r) => Kind::Log(log_record(r)),
+        RunEvent::Exit(ev) => Kind::Exit(pb::RunExit { exit_code: ev.exit_code, error: ev.error }),
+    };
+    pb::RunEvent { kind: Some(kind) }
 }
 
 fn rfc3339(nanos: i64) -> String {

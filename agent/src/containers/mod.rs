@@ -34,6 +34,7 @@ mod names;
 mod prune;
 mod recover;
 mod remove;
+mod run;
 mod spec;
 mod start;
 mod stop;
@@ -47,6 +48,7 @@ pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
 pub use prune::ContainerUsage;
+pub use run::RunEvent;
 
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 /// Name → ID of every container: a lookup by name, and a create's check of

@@ -53,8 +53,6 @@ pub async fn stream_records(
     mut on_open: impl FnMut(),
 ) -> Result<()> {
     let mut opened = false;
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     while let Some(rec) = stream.next().await {
         let rec = rec?;
         if rec.stream.is_empty() {
@@ -64,19 +62,25 @@ pub async fn stream_records(
             }
             continue;
         }
-        let mut buf = Vec::with_capacity(rec.data.len() + 32);
-        if timestamps {
-            buf.extend_from_slice(table::rfc3339(rec.time, true).as_bytes());
-            buf.push(b' ');
-        }
-        buf.extend_from_slice(&rec.data);
-        if rec.stream == "stderr" {
-            let mut e = stderr.lock();
-            e.write_all(&buf).and_then(|()| e.flush()).map_err(crate::out::output_error)?;
-        } else {
-            let mut o = stdout.lock();
-            o.write_all(&buf).and_then(|()| o.flush()).map_err(crate::out::output_error)?;
-        }
+        print_record(&rec, timestamps)?;
+    }
+    Ok(())
+}
+
+/// One record to stdout or stderr, as the container wrote it.
+pub fn print_record(rec: &pb::LogRecord, timestamps: bool) -> Result<()> {
+    let mut buf = Vec::with_capacity(rec.data.len() + 32);
+    if timestamps {
+        buf.extend_from_slice(table::rfc3339(rec.time, true).as_bytes());
+        buf.push(b' ');
+    }
+    buf.extend_from_slice(&rec.data);
+    if rec.stream == "stderr" {
+        let mut e = std::io::stderr().lock();
+        e.write_all(&buf).and_then(|()| e.flush()).map_err(crate::out::output_error)?;
+    } else {
+        let mut o = std::io::stdout().lock();
+        o.write_all(&buf).and_then(|()| o.flush()).map_err(crate::out::output_error)?;
     }
     Ok(())
 }

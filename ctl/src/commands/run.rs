@@ -8,7 +8,7 @@ use futures::FutureExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
-use super::logs::stream_records;
+use super::logs::{print_record, stream_records};
 use crate::client::Client;
 use crate::out::outln;
 use crate::Exit;
@@ -154,8 +154,13 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
 /// ([`berth_proto::START_EXIT_CODE`]); else 125.
 fn start_failure_code(status: &tonic::Status) -> u8 {
     let code = status.metadata().get(berth_proto::START_EXIT_CODE).and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    docker_start_code(code.unwrap_or(1))
+}
+
+/// berthctl's exit code for a process that could not start with `code`.
+fn docker_start_code(code: i32) -> u8 {
     match code {
-        Some(c @ (126 | 127)) => c as u8,
+        c @ (126 | 127) => c as u8,
         _ => 125,
     }
 }
@@ -168,22 +173,54 @@ pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
 
 pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
     let interactive = !a.detach && (a.opts.interactive || a.opts.tty);
-    if interactive {
-        io::check_tty(a.opts.interactive, a.opts.tty)?;
+    if !interactive {
+        return run_streamed(c, &a).await;
     }
+    io::check_tty(a.opts.interactive, a.opts.tty)?;
     let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
-    if a.detach {
-        if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
-            return fail_start(&mut c, &ct, a.opts.rm, s).await;
+    let s = container_session(&ct.id, a.opts.tty, a.opts.interactive, a.detach_keys);
+    session_and_start(c, &ct, s, true, a.opts.rm).await
+}
+
+/// `run` without a session, in one `Run` stream: created, started, the
+/// output from its first byte, the exit (or, with `-d`, the ID once it
+/// runs). SIGINT and SIGTERM are passed to the container.
+async fn run_streamed(mut c: Client, a: &RunArgs) -> Result<u8> {
+    use pb::run_event::Kind;
+    let req = pb::RunRequest { create: Some(request(&a.opts)?), detach: a.detach };
+    let mut stream = c.containers.run(req).await?.into_inner();
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut id = String::new();
+    loop {
+        let (sig, code) = tokio::select! {
+            ev = stream.message() => {
+                let Some(ev) = ev? else { anyhow::bail!("berthd ended the run before the container's exit") };
+                match ev.kind {
+                    Some(Kind::Created(ct)) => id = ct.id,
+                    Some(Kind::Started(_)) if a.detach => {
+                        outln!("{id}")?;
+                        return Ok(0);
+                    }
+                    Some(Kind::Started(_)) | None => {}
+                    Some(Kind::StartFailed(f)) => {
+                        eprintln!("berthctl: {}", crate::out::daemon_text(&f.message));
+                        return Err(Exit(docker_start_code(f.exit_code)).into());
+                    }
+                    Some(Kind::Log(rec)) => print_record(&rec, false)?,
+                    Some(Kind::Exit(e)) => return Ok(e.exit_code.clamp(0, 255) as u8),
+                }
+                continue;
+            }
+            _ = int.recv() => ("INT", 130),
+            _ = term.recv() => ("TERM", 143),
+        };
+        if id.is_empty() || a.detach {
+            // Nothing to pass it to yet: the signal's own meaning.
+            return Ok(code);
         }
-        outln!("{}", ct.id)?;
-        return Ok(0);
+        let _ = c.containers.kill(pb::KillRequest { id: id.clone(), signal: sig.into() }).await;
     }
-    if interactive {
-        let s = container_session(&ct.id, a.opts.tty, a.opts.interactive, a.detach_keys);
-        return session_and_start(c, &ct, s, true, a.opts.rm).await;
-    }
-    attach_and_start(c, &ct, a.opts.rm).await
 }
 
 /// A session with the container `id`; signals go to it when it has no
