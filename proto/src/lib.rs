@@ -1,6 +1,6 @@
 //! Generated protobuf code for berth's two protocols, the framing used on
-//! the shim socket and the rule for text sent to a person (`text`). No
-//! other logic lives here.
+//! the shim socket, the blocking writer of a chunk stream (`chunks`) and
+//! the rule for text sent to a person (`text`). No other logic lives here.
 #![deny(unsafe_code)]
 
 /// Public API of berthd.
@@ -16,6 +16,7 @@ pub mod shim {
     tonic::include_proto!("berth.shim.v1");
 }
 
+pub mod chunks;
 pub mod frame;
 
 /// gRPC metadata key of a `Containers.Start` (or `run`) failure: the exit

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, io, ChunkReader, ChunkWriter, CHUNK_QUEUE};
+use super::{chunk_writer, convert, io, ChunkReader, CHUNK_QUEUE};
 use crate::containers::{Attached, Filters, LogOptions, Manager};
 
 pub struct ContainersApi {
@@ -131,7 +131,7 @@ impl pb::containers_server::Containers for ContainersApi {
         let failed = move |e: crate::error::AgentError| {
             let _ = on_error.blocking_send(Err(Status::from(e)));
         };
-        self.manager.export(&req.into_inner().id, ChunkWriter::new(tx), failed).await?;
+        self.manager.export(&req.into_inner().id, chunk_writer(tx), failed).await?;
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -216,7 +216,7 @@ impl pb::containers_server::Containers for ContainersApi {
         let failed = move |e: crate::error::AgentError| {
             let _ = on_error.blocking_send(Err(Status::from(e)));
         };
-        let stat = self.manager.copy_from(&r.id, &r.path, r.follow_link, ChunkWriter::new(tx), failed).await?;
+        let stat = self.manager.copy_from(&r.id, &r.path, r.follow_link, chunk_writer(tx), failed).await?;
         let head = tokio_stream::once(Ok(pb::CopyFromChunk { stat: Some(convert::path_stat(stat)), data: Vec::new() }));
         let body = ReceiverStream::new(rx).map(|c| c.map(|c| pb::CopyFromChunk { stat: None, data: c.data }));
         Ok(Response::new(Box::pin(head.chain(body))))

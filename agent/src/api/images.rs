@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{blocking, convert, ChunkWriter, CHUNK_QUEUE};
+use super::{blocking, chunk_writer, convert, CHUNK_QUEUE};
 use crate::containers::Manager;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
@@ -192,7 +192,7 @@ impl pb::images_server::Images for ImagesApi {
         let plan = blocking(move || Ok(images.save_plan(&r.references)?)).await?;
         let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
         crate::blocking::spawn(move || {
-            let mut w = ChunkWriter::new(tx.clone());
+            let mut w = chunk_writer(tx.clone());
             if let Err(e) = plan.write(&mut w) {
                 tracing::warn!(error = %e, "save stopped");
                 let _ = tx.blocking_send(Err(Status::from(AgentError::from(e))));

@@ -1,7 +1,7 @@
 //! The gRPC layer, thin by rule (STYLE.md): each handler converts the
 //! request (`convert.rs`), calls the core, converts back. Status codes are
 //! chosen once, here.
-use std::io::{Read, Write};
+use std::io::Read;
 
 use berth_proto::text;
 use berth_proto::v1 as pb;
@@ -116,49 +116,15 @@ pub(crate) fn bounded_list<R, T: prost::Message>(
     Ok(out)
 }
 
-/// Bytes per `DataChunk` of a streamed archive (`save`, `export`).
-const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the tar writer and the client: the writer
 /// blocks when the client reads slowly, so memory stays bounded.
 pub(crate) const CHUNK_QUEUE: usize = 4;
 
-/// The `io::Write` end of a `DataChunk` stream: gathers bytes into chunks and
-/// hands them to the gRPC stream, blocking while the queue is full. Only
-/// for use in a blocking task.
-pub(crate) struct ChunkWriter {
-    tx: mpsc::Sender<Result<pb::DataChunk, Status>>,
-    buf: Vec<u8>,
-}
+/// The `io::Write` end of a `DataChunk` stream (`save`, `export`, `cp`).
+pub(crate) type ChunkWriter = berth_proto::chunks::ChunkWriter<Result<pb::DataChunk, Status>>;
 
-impl ChunkWriter {
-    pub(crate) fn new(tx: mpsc::Sender<Result<pb::DataChunk, Status>>) -> Self {
-        Self { tx, buf: Vec::with_capacity(CHUNK) }
-    }
-
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Ok(pb::DataChunk { data }))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = bytes.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&bytes[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
+pub(crate) fn chunk_writer(tx: mpsc::Sender<Result<pb::DataChunk, Status>>) -> ChunkWriter {
+    ChunkWriter::new(tx, |data| Ok(pb::DataChunk { data }))
 }
 
 /// The `io::Read` end of a client's stream of chunks (`CopyTo`): bytes

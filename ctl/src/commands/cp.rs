@@ -13,6 +13,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use berth_proto::chunks::ChunkWriter;
 use berth_proto::v1 as pb;
 use clap::Args;
 use tokio::sync::mpsc;
@@ -37,9 +38,6 @@ pub struct CpArgs {
     /// CONTAINER:DEST_PATH, a host path, or - (a tar on stdout)
     dest: String,
 }
-
-/// Bytes per message of a tar sent to berthd.
-const CHUNK: usize = 1 << 20;
 
 /// `NAME:PATH`, as Docker reads it: an absolute path, one with no colon
 /// or one with nothing before it is local (`./a:b` and `:b` name local
@@ -231,7 +229,7 @@ async fn to_container(mut c: Client, a: &CpArgs, src: &str, name: &str, path: &s
         };
         let follow = a.follow_link;
         tokio::task::spawn_blocking(move || {
-            let mut b = tar::Builder::new(QueueWriter { tx, buf: Vec::with_capacity(CHUNK), total: 0 });
+            let mut b = tar::Builder::new(ChunkWriter::new(tx, |d| d));
             b.follow_symlinks(false);
             if md.is_dir() {
                 b.append_dir(&top, &src_path).with_context(|| format!("read {}", src_path.display()))?;
@@ -244,17 +242,17 @@ async fn to_container(mut c: Client, a: &CpArgs, src: &str, name: &str, path: &s
             }
             let mut w = b.into_inner().context("write tar")?;
             w.flush().context("send tar")?;
-            Ok::<u64, anyhow::Error>(w.total)
+            Ok::<u64, anyhow::Error>(w.total())
         })
     } else {
         if std::io::stdin().is_terminal() {
             bail!("requested copy from stdin, but stdin is a terminal");
         }
         tokio::task::spawn_blocking(move || {
-            let mut w = QueueWriter { tx, buf: Vec::with_capacity(CHUNK), total: 0 };
+            let mut w = ChunkWriter::new(tx, |d| d);
             std::io::copy(&mut std::io::stdin().lock(), &mut w).context("read stdin")?;
             w.flush().context("send tar")?;
-            Ok::<u64, anyhow::Error>(w.total)
+            Ok::<u64, anyhow::Error>(w.total())
         })
     };
     let first =
@@ -292,41 +290,6 @@ fn tar_children<W: Write>(b: &mut tar::Builder<W>, dir: &Path, prefix: &str) -> 
         }
     }
     Ok(())
-}
-
-/// The blocking end of the queue of chunks sent to berthd.
-struct QueueWriter {
-    tx: mpsc::Sender<Vec<u8>>,
-    buf: Vec<u8>,
-    total: u64,
-}
-
-impl QueueWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.total += data.len() as u64;
-        self.tx
-            .blocking_send(data)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "berthd stopped reading"))
-    }
-}
-
-impl Write for QueueWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let n = bytes.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&bytes[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
 }
 
 /// Docker's last line, on a terminal only: `Successfully copied 2.05kB to c1:/tmp`.
