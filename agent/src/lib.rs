@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod blocking;
+pub mod cgroups;
 pub mod config;
 pub mod containers;
 pub mod error;

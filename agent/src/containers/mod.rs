@@ -19,11 +19,9 @@ use tokio::sync::broadcast;
 use crate::error::{AgentError, Result};
 use crate::images::ImageService;
 
-mod cgroup;
 mod commit;
 pub(crate) mod copy;
 mod create;
-mod devices;
 mod export;
 mod io;
 mod list;
@@ -39,7 +37,7 @@ mod spec;
 mod start;
 mod stop;
 
-pub use cgroup::CgroupDriver;
+pub use crate::cgroups::CgroupDriver;
 pub use commit::CommitOptions;
 pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;

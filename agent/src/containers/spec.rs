@@ -86,7 +86,7 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         // OCI tool that reads the bundle.
         .resources(
             oci_spec::runtime::LinuxResourcesBuilder::default()
-                .devices(super::devices::spec_rules())
+                .devices(crate::cgroups::devices::spec_rules())
                 .build()
                 .map_err(spec_err)?,
         )

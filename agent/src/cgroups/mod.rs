@@ -3,7 +3,13 @@
 //! the files listed in the spec, see `join_files`), and berthd removes it after
 //! the exit. v1 and v2 both go through `cgroups-rs`; the few files it has no
 //! reader for (`memory.events`, `memory.oom_control`) are read directly.
-use std::path::PathBuf;
+//!
+//! Every path starts from the driver's [`Hierarchy`]: the host's (found in
+//! `/proc/self/mountinfo` for v1, `/sys/fs/cgroup` for v2), or a directory
+//! laid out as the kernel lays out cgroupfs ([`CgroupDriver::at`]), so what
+//! the driver reads and writes can be tested against fixture trees of
+//! either version on any host (`tests.rs`).
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cgroups_rs::fs::hierarchies;
@@ -11,10 +17,27 @@ use cgroups_rs::fs::Cgroup;
 
 use crate::error::{AgentError, Result};
 
-/// Which cgroup hierarchy this host has.
+pub mod devices;
+mod fixture;
+#[cfg(test)]
+mod tests;
+
+pub use fixture::FixtureHierarchy;
+
+/// Where the hierarchy is.
+#[derive(Clone, Debug)]
+enum Hierarchy {
+    /// The host's, as `cgroups-rs` finds it.
+    Host,
+    /// A tree rooted elsewhere (`CgroupDriver::at`).
+    At(FixtureHierarchy),
+}
+
+/// Which cgroup hierarchy this host has, and where containers go in it.
 #[derive(Clone, Debug)]
 pub struct CgroupDriver {
     v2: bool,
+    hierarchy: Hierarchy,
     /// Parent of every container cgroup, relative to each hierarchy's root.
     parent: String,
 }
@@ -28,7 +51,23 @@ impl Default for CgroupDriver {
 impl CgroupDriver {
     /// Detects the host's hierarchy; containers go under `parent`.
     pub fn detect(parent: &str) -> Self {
-        Self { v2: hierarchies::is_cgroup2_unified_mode(), parent: parent.trim_matches('/').to_owned() }
+        Self {
+            v2: hierarchies::is_cgroup2_unified_mode(),
+            hierarchy: Hierarchy::Host,
+            parent: parent.trim_matches('/').to_owned(),
+        }
+    }
+
+    /// A hierarchy rooted at `root` instead of the host's: for v2 the
+    /// unified tree (`root/cgroup.controllers`, ...); for v1 one directory
+    /// per controller (`root/memory`, `root/pids`, ...). Containers go
+    /// under `parent`.
+    pub fn at(root: &Path, v2: bool, parent: &str) -> Self {
+        Self {
+            v2,
+            hierarchy: Hierarchy::At(FixtureHierarchy::new(root, v2)),
+            parent: parent.trim_matches('/').to_owned(),
+        }
     }
 
     /// "1" or "2".
@@ -45,40 +84,68 @@ impl CgroupDriver {
         format!("{}/{id}", self.parent)
     }
 
+    fn hierarchy(&self) -> Box<dyn cgroups_rs::fs::Hierarchy> {
+        match &self.hierarchy {
+            Hierarchy::Host => hierarchies::auto(),
+            Hierarchy::At(h) => Box::new(h.clone()),
+        }
+    }
+
+    /// The root of the v2 tree (meaningless on v1).
+    fn unified_root(&self) -> PathBuf {
+        match &self.hierarchy {
+            Hierarchy::Host => PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT),
+            Hierarchy::At(h) => h.root_dir().to_path_buf(),
+        }
+    }
+
+    /// The container's directory in the v2 tree.
+    fn unified_dir(&self, id: &str) -> PathBuf {
+        self.unified_root().join(self.path_of(id))
+    }
+
     fn load(&self, id: &str) -> Cgroup {
-        Cgroup::load(hierarchies::auto(), self.path_of(id))
+        Cgroup::load(self.hierarchy(), self.path_of(id))
+    }
+
+    /// The container's directory in the v1 `controller` (`devices`,
+    /// `memory`, `freezer`), if the host has that controller.
+    fn v1_dir(&self, id: &str, controller: &str) -> Option<PathBuf> {
+        self.load(id)
+            .subsystems()
+            .iter()
+            .find(|s| s.controller_name() == controller)
+            .map(|s| s.to_controller().path().to_path_buf())
     }
 
     fn err(&self, id: &str, e: impl std::fmt::Display) -> AgentError {
         AgentError::Cgroup { path: self.path_of(id), message: e.to_string() }
     }
 
-    /// Creates the container's cgroup and returns the files its init
-    /// writes `0` into to join it.
+    /// Creates the container's cgroup, confines its devices, and returns
+    /// the files its init writes `0` into to join it.
     pub fn create(&self, id: &str) -> Result<Vec<PathBuf>> {
-        let cg = Cgroup::new(hierarchies::auto(), self.path_of(id)).map_err(|e| self.err(id, e))?;
-        self.restrict_devices(&cg, id)?;
-        Ok(self.join_files(&cg, id))
+        Cgroup::new(self.hierarchy(), self.path_of(id)).map_err(|e| self.err(id, e))?;
+        self.restrict_devices(id)?;
+        Ok(self.join_files(id))
     }
 
     /// Docker's device policy (`devices.rs`), before any process joins: v1
     /// through the devices controller's files, v2 through a device program.
     /// A host without either cannot confine devices: the start fails rather
     /// than run a container that can open the host's disks.
-    fn restrict_devices(&self, cg: &Cgroup, id: &str) -> Result<()> {
-        if cg.v2() {
-            let dir = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id));
-            return super::devices::apply_v2(&dir).map_err(|e| self.err(id, e));
+    fn restrict_devices(&self, id: &str) -> Result<()> {
+        if self.v2 {
+            return devices::apply_v2(&self.unified_dir(id)).map_err(|e| self.err(id, e));
         }
-        let dir = cg
-            .subsystems()
-            .iter()
-            .map(|s| s.to_controller().path().to_path_buf())
-            .find(|p| p.join("devices.allow").exists())
+        let dir = self
+            .v1_dir(id, "devices")
             .ok_or_else(|| self.err(id, "no devices controller: cannot confine the container's devices"))?;
-        super::devices::apply_v1(&dir).map_err(|e| self.err(id, format!("{}: {e}", dir.display())))
+        devices::apply_v1(&dir).map_err(|e| self.err(id, format!("{}: {e}", dir.display())))
     }
 
+    /// The files the init writes `0` into to join the cgroup.
+    ///
     /// On v1 the init joins through `tasks`, not `cgroup.procs`: moving the
     /// calling thread (`0`) of a single-threaded process needs no
     /// threadgroup lock, while a `cgroup.procs` write takes
@@ -86,10 +153,11 @@ impl CgroupDriver {
     /// RCU grace period (12-20 ms measured here, most of a container start).
     /// The init is single-threaded (forked from the one-threaded shim), so
     /// moving its thread moves the process.
-    fn join_files(&self, cg: &Cgroup, id: &str) -> Vec<PathBuf> {
-        if cg.v2() {
-            return vec![PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.procs")];
+    pub(crate) fn join_files(&self, id: &str) -> Vec<PathBuf> {
+        if self.v2 {
+            return vec![self.unified_dir(id).join("cgroup.procs")];
         }
+        let cg = self.load(id);
         let mut files: Vec<PathBuf> = cg.subsystems().iter().map(|s| s.to_controller().path().join("tasks")).collect();
         files.sort();
         files.dedup();
@@ -126,29 +194,24 @@ impl CgroupDriver {
         tracing::warn!(cgroup = %self.path_of(id), "processes survive SIGKILL");
     }
 
-    /// Whether the kernel's OOM killer killed anything in the cgroup.
+    /// Whether the kernel's OOM killer killed anything in the cgroup: v2's
+    /// `memory.events`, v1's `memory.oom_control`, both with an `oom_kill N`
+    /// line.
     pub fn oom_killed(&self, id: &str) -> bool {
-        let rel = self.path_of(id);
-        let (file, key) = if self.v2 {
-            (PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(&rel).join("memory.events"), "oom_kill")
+        let file = if self.v2 {
+            self.unified_dir(id).join("memory.events")
         } else {
-            let cg = self.load(id);
-            let Some(mem) = cg
-                .subsystems()
-                .iter()
-                .map(|s| s.to_controller().path().to_path_buf())
-                .find(|p| p.join("memory.oom_control").exists())
-            else {
-                return false;
-            };
-            (mem.join("memory.oom_control"), "oom_kill")
+            match self.v1_dir(id, "memory") {
+                Some(dir) => dir.join("memory.oom_control"),
+                None => return false,
+            }
         };
         std::fs::read_to_string(file)
             .ok()
             .and_then(|text| {
                 text.lines().find_map(|l| {
                     let (k, v) = l.split_once(' ')?;
-                    (k == key).then(|| v.trim().parse::<u64>().ok()).flatten()
+                    (k == "oom_kill").then(|| v.trim().parse::<u64>().ok()).flatten()
                 })
             })
             .is_some_and(|n| n > 0)
@@ -212,25 +275,23 @@ impl CgroupDriver {
     /// The file that freezes the cgroup and the value that freezes it.
     fn freezer_file(&self, id: &str) -> Result<(PathBuf, &'static str)> {
         if self.v2 {
-            let f = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.freeze");
+            let f = self.unified_dir(id).join("cgroup.freeze");
             return if f.exists() {
                 Ok((f, "1"))
             } else {
                 Err(self.err(id, "no cgroup.freeze: is the container running?"))
             };
         }
-        self.load(id)
-            .subsystems()
-            .iter()
-            .map(|s| s.to_controller().path().join("freezer.state"))
-            .find(|f| f.exists())
+        self.v1_dir(id, "freezer")
+            .map(|d| d.join("freezer.state"))
+            .filter(|f| f.exists())
             .map(|f| (f, "FROZEN"))
             .ok_or_else(|| self.err(id, "no freezer.state: the freezer controller is not mounted"))
     }
 
-    fn is_frozen(&self, id: &str, file: &std::path::Path) -> bool {
+    fn is_frozen(&self, id: &str, file: &Path) -> bool {
         if self.v2 {
-            let events = PathBuf::from(hierarchies::UNIFIED_MOUNTPOINT).join(self.path_of(id)).join("cgroup.events");
+            let events = self.unified_dir(id).join("cgroup.events");
             return std::fs::read_to_string(events).is_ok_and(|t| t.lines().any(|l| l.trim() == "frozen 1"));
         }
         std::fs::read_to_string(file).is_ok_and(|t| t.trim() == "FROZEN")

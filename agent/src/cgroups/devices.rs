@@ -109,11 +109,16 @@ pub fn spec_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
 
 /// Applies the policy to a v1 devices cgroup directory: `a` into
 /// `devices.deny` (the cgroup is new, so it has no children to refuse it),
-/// then each rule into `devices.allow`.
+/// then each rule into `devices.allow`, one `write(2)` per rule (the
+/// kernel reads one rule per write; the offset means nothing to it, so the
+/// file is opened once, for appending, which a fixture tree records).
 pub fn apply_v1(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
     std::fs::write(dir.join("devices.deny"), "a")?;
+    let mut allow = std::fs::OpenOptions::new().append(true).create(true).open(dir.join("devices.allow"))?;
     for rule in &DEFAULT_ALLOW {
-        std::fs::write(dir.join("devices.allow"), rule.v1_line())?;
+        // The kernel strips the newline.
+        allow.write_all(format!("{}\n", rule.v1_line()).as_bytes())?;
     }
     Ok(())
 }

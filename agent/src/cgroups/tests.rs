@@ -1,0 +1,145 @@
+//! The driver against fixture trees laid out as cgroupfs lays out v1 and
+//! v2 (this host has no usable v2 hierarchy; docs/architecture.md). A plain
+//! directory has none of the files the kernel makes in a new cgroup, so
+//! each test writes the ones it reads, as the kernel would show them.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::devices::DEFAULT_ALLOW;
+use super::CgroupDriver;
+
+const ID: &str = "0123456789abcdef";
+
+fn v1_tree(controllers: &[&str]) -> (tempfile::TempDir, CgroupDriver) {
+    let root = tempfile::tempdir().unwrap();
+    for c in controllers {
+        fs::create_dir(root.path().join(c)).unwrap();
+    }
+    let driver = CgroupDriver::at(root.path(), false, "/berth/");
+    (root, driver)
+}
+
+fn v2_tree(controllers: &str) -> (tempfile::TempDir, CgroupDriver) {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("cgroup.controllers"), controllers).unwrap();
+    let driver = CgroupDriver::at(root.path(), true, "berth");
+    (root, driver)
+}
+
+fn ctr(root: &Path, controller: &str) -> PathBuf {
+    root.join(controller).join("berth").join(ID)
+}
+
+#[test]
+fn v1_create_makes_a_cgroup_per_controller_confines_devices_and_joins_through_tasks() {
+    let (root, driver) = v1_tree(&["memory", "pids", "devices", "freezer"]);
+    assert_eq!(driver.version(), "1");
+    assert_eq!(driver.path_of(ID), format!("berth/{ID}"));
+    let join = driver.create(ID).unwrap();
+    for c in ["memory", "pids", "devices", "freezer"] {
+        assert!(ctr(root.path(), c).is_dir(), "{c}");
+    }
+    let mut want: Vec<PathBuf> =
+        ["devices", "freezer", "memory", "pids"].iter().map(|c| ctr(root.path(), c).join("tasks")).collect();
+    want.sort();
+    assert_eq!(join, want);
+    let dev = ctr(root.path(), "devices");
+    assert_eq!(fs::read_to_string(dev.join("devices.deny")).unwrap(), "a");
+    let allow: Vec<String> = fs::read_to_string(dev.join("devices.allow")).unwrap().lines().map(String::from).collect();
+    let rules: Vec<String> = DEFAULT_ALLOW.iter().map(|r| r.v1_line()).collect();
+    assert_eq!(allow, rules);
+    assert!(driver.exists(ID));
+}
+
+#[test]
+fn v1_without_a_devices_controller_refuses_the_container() {
+    let (_root, driver) = v1_tree(&["memory", "pids"]);
+    let err = driver.create(ID).unwrap_err().to_string();
+    assert!(err.contains("no devices controller"), "{err}");
+}
+
+#[test]
+fn v1_reads_oom_kills_pids_and_freezes_through_the_controllers_files() {
+    let (root, driver) = v1_tree(&["memory", "pids", "devices", "freezer"]);
+    driver.create(ID).unwrap();
+    let mem = ctr(root.path(), "memory");
+    assert!(!driver.oom_killed(ID), "no memory.oom_control yet");
+    fs::write(mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+    assert!(!driver.oom_killed(ID));
+    fs::write(mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+    assert!(driver.oom_killed(ID));
+
+    for c in ["memory", "pids", "devices", "freezer"] {
+        fs::write(ctr(root.path(), c).join("cgroup.procs"), "12\n7\n").unwrap();
+    }
+    assert_eq!(driver.pids(ID), [7, 12]);
+
+    let state = ctr(root.path(), "freezer").join("freezer.state");
+    let err = driver.freeze(ID).unwrap_err().to_string();
+    assert!(err.contains("no freezer.state"), "{err}");
+    fs::write(&state, "THAWED").unwrap();
+    driver.freeze(ID).unwrap();
+    assert_eq!(fs::read_to_string(&state).unwrap(), "FROZEN");
+    driver.thaw(ID).unwrap();
+    assert_eq!(fs::read_to_string(&state).unwrap(), "THAWED");
+}
+
+#[test]
+fn v1_remove_takes_every_controllers_directory_and_a_missing_cgroup_is_fine() {
+    let (root, driver) = v1_tree(&["memory", "cpu", "devices"]);
+    driver.create(ID).unwrap();
+    // The kernel's interface files go with the directory; a fixture's do
+    // not, so only the empty directories are left for the test.
+    fs::remove_file(ctr(root.path(), "devices").join("devices.deny")).unwrap();
+    fs::remove_file(ctr(root.path(), "devices").join("devices.allow")).unwrap();
+    driver.remove(ID).unwrap();
+    for c in ["memory", "cpu", "devices"] {
+        assert!(!ctr(root.path(), c).exists(), "{c}");
+        assert!(root.path().join(c).join("berth").is_dir(), "the parent stays: {c}");
+    }
+    assert!(!driver.exists(ID));
+    driver.remove(ID).unwrap();
+    assert!(driver.pids(ID).is_empty());
+}
+
+#[test]
+fn v2_joins_through_cgroup_procs_and_reads_memory_events() {
+    let (root, driver) = v2_tree("cpu memory pids");
+    assert_eq!(driver.version(), "2");
+    let dir = root.path().join("berth").join(ID);
+    assert_eq!(driver.join_files(ID), [dir.join("cgroup.procs")]);
+    fs::create_dir_all(&dir).unwrap();
+    assert!(driver.exists(ID));
+    fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n").unwrap();
+    assert!(!driver.oom_killed(ID), "oom without oom_kill is not a kill");
+    fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n").unwrap();
+    assert!(driver.oom_killed(ID));
+    fs::write(dir.join("cgroup.procs"), "40\n41\n40\n").unwrap();
+    assert_eq!(driver.pids(ID), [40, 41]);
+}
+
+#[test]
+fn v2_freezes_through_cgroup_freeze_and_waits_for_cgroup_events() {
+    let (root, driver) = v2_tree("memory pids");
+    let dir = root.path().join("berth").join(ID);
+    fs::create_dir_all(&dir).unwrap();
+    let err = driver.freeze(ID).unwrap_err().to_string();
+    assert!(err.contains("no cgroup.freeze"), "{err}");
+    fs::write(dir.join("cgroup.freeze"), "0").unwrap();
+    // The kernel says "frozen 1" once every task is frozen.
+    fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    driver.freeze(ID).unwrap();
+    assert_eq!(fs::read_to_string(dir.join("cgroup.freeze")).unwrap(), "1");
+    driver.thaw(ID).unwrap();
+    assert_eq!(fs::read_to_string(dir.join("cgroup.freeze")).unwrap(), "0");
+}
+
+/// A directory that is not a cgroup2 directory cannot hold a device
+/// program: the container is refused, never started unconfined.
+#[test]
+fn v2_create_refuses_the_container_when_no_device_program_can_be_attached() {
+    let (root, driver) = v2_tree("memory pids");
+    let err = driver.create(ID).unwrap_err().to_string();
+    assert!(err.contains("device program"), "{err}");
+    assert!(root.path().join("berth").join(ID).is_dir());
+}
