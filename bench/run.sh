@@ -8,6 +8,9 @@
 #   5. `berthctl load` of an image of ~$PAD_MB MB
 #   6. `berthctl commit` of a 1 KiB and of a 50 MiB change on that image:
 #      the time follows the diff, not the image (berth only: ctr has no commit)
+#   7. with each of $SCALE containers created (berth only): `run --rm`,
+#      `ps`, `ps -a --filter label=` matching one, and `ps -a`, median of
+#      $SRUNS each: the first three should not grow with the count
 # and the same with containerd + runc (its `ctr` on a private socket, root
 # and namespace, containers with containerd's default seccomp profile as
 # berth's have Docker's) when Debian's containerd and runc are installed.
@@ -25,6 +28,8 @@ N=${N:-100}
 PAD_MB=${PAD_MB:-300}
 CONC=${CONC:-20 100}
 CROUNDS=${CROUNDS:-3}
+SCALE=${SCALE:-0 1000 10000}
+SRUNS=${SRUNS:-20}
 
 bash scripts/setup.sh
 cargo build --release --bins -q
@@ -312,4 +317,24 @@ commit_ms() { # NAME SCRIPT: time of `commit` of a container that ran SCRIPT
 echo "== commit on the ${size} MB image (berth only: ctr has no commit)"
 row "1 KiB" "$(commit_ms c-small 'head -c 1024 /dev/urandom > /small')"
 row "50 MiB" "$(commit_ms c-large 'head -c 52428800 /dev/urandom > /large')"
+echo "== with K containers created: median of $SRUNS (berth only)"
+printf '  %-8s %-12s %-12s %-14s %s\n' K "run --rm" ps "ps -a label=" "ps -a"
+"$bin/berthctl" create --name scale-one -l bench=one bench/busybox true >/dev/null
+have=1
+for K in $SCALE; do
+  while [ "$have" -lt "$K" ]; do
+    "$bin/berthctl" create -l bench=scale bench/busybox true >/dev/null
+    have=$((have + 1))
+  done
+  for _ in $(seq "$SRUNS"); do
+    timed "scale-run-$K" berth_run
+    timed "scale-ps-$K" "$bin/berthctl" ps
+    timed "scale-label-$K" "$bin/berthctl" ps -a --filter label=bench=one
+    timed "scale-all-$K" "$bin/berthctl" ps -a
+  done
+  printf '  %-8s %-12s %-12s %-14s %s\n' "$have" "$(median_ms "scale-run-$K")" "$(median_ms "scale-ps-$K")" \
+    "$(median_ms "scale-label-$K")" "$(median_ms "scale-all-$K")"
+done
+"$bin/berthctl" ps -aq | xargs -r -n 500 "$bin/berthctl" rm -f >/dev/null
+
 [ -n "$ctrd" ] || echo "== containerd + runc not installed (apt-get install containerd runc): no side-by-side figures"

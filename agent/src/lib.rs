@@ -16,5 +16,6 @@ pub mod limits;
 pub mod registry;
 pub mod server;
 pub mod shim_binary;
+pub mod store;
 pub mod store_layout;
 pub mod tree;

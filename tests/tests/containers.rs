@@ -370,3 +370,55 @@ fn seccomp_default_profile_for_the_init_and_every_exec() {
     let program = std::fs::read(a.root.join("containers").join(&id).join("seccomp.bpf")).unwrap();
     assert!(program.len() > 800 && program.len().is_multiple_of(8), "{} bytes", program.len());
 }
+
+/// `ps` answers its label and status filters, and `ps` without `-a` its
+/// running containers, the same before and after berthd is killed and
+/// started again, and after a container's state changes while it was down.
+#[test]
+fn ps_filters_by_label_and_status_across_a_restart() {
+    need_root!();
+    let mut a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "front", "-l", "tier=front", "-l", "team=x", IMG, "sleep", "100"]);
+    a.ok(&["create", "--name", "back", "-l", "tier=back", IMG, "true"]);
+    a.ok(&["run", "--name", "job", "-l", "team=x", IMG, "true"]);
+    let names = |a: &Agent, args: &[&str]| -> Vec<String> {
+        let args: Vec<&str> = [&["ps", "--format", "json"][..], args].concat();
+        let mut v: Vec<String> = a
+            .ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Names"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let check = |a: &Agent| {
+        assert_eq!(names(a, &[]), ["front"]);
+        assert_eq!(names(a, &["-a"]), ["back", "front", "job"]);
+        assert_eq!(names(a, &["-a", "--filter", "label=tier"]), ["back", "front"]);
+        assert_eq!(names(a, &["-a", "--filter", "label=tier=back"]), ["back"]);
+        assert_eq!(names(a, &["--filter", "label=team"]), ["front"], "without -a: running only");
+        assert_eq!(names(a, &["-a", "--filter", "label=team", "--filter", "status=exited"]), ["job"]);
+        assert_eq!(names(a, &["-a", "--filter", "label=team", "--filter", "label=tier"]), ["front"]);
+        assert_eq!(names(a, &["--filter", "status=created"]), ["back"]);
+        assert!(names(a, &["-a", "--filter", "label=tie"]).is_empty());
+        assert!(names(a, &["-a", "--filter", "label=tier=fr"]).is_empty());
+    };
+    check(&a);
+    a.kill9();
+    a.spawn();
+    check(&a);
+
+    // An exit while berthd is down moves the container in the listing.
+    let v: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", "front"])).unwrap();
+    let pid = v[0]["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 1, "{v}");
+    a.kill9();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    a.spawn();
+    Agent::eventually("front to be exited", Duration::from_secs(10), || names(&a, &[]).is_empty());
+    assert_eq!(names(&a, &["-a", "--filter", "status=exited"]), ["front", "job"]);
+    a.ok(&["rm", "back", "job", "front"]);
+    assert!(names(&a, &["-a"]).is_empty());
+    assert!(names(&a, &["-a", "--filter", "label=team"]).is_empty());
+}

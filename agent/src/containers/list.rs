@@ -1,4 +1,5 @@
 //! `ps`: listing with Docker's filters.
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{ContainerRecord, Manager, Status};
@@ -48,8 +49,8 @@ impl Manager {
     pub async fn list(self: &Arc<Self>, all: bool, filters: &Filters) -> Result<Vec<ContainerRecord>> {
         // Finalise exits the shims have persisted but the monitors have not
         // recorded yet, so the listing is never stale.
-        for rec in self.all_records()? {
-            if rec.state.status.is_live() && self.paths(&rec).has_exit() {
+        for rec in self.live_records()? {
+            if self.paths(&rec).has_exit() {
                 self.finalize_exit(&rec.id).await?;
             }
         }
@@ -65,7 +66,7 @@ impl Manager {
             ids
         };
         let mut out: Vec<ContainerRecord> = self
-            .all_records()?
+            .candidates(all, filters)?
             .into_iter()
             .filter(|r| {
                 all || filters.any_status() || r.state.status == Status::Running || r.state.status == Status::Paused
@@ -87,6 +88,38 @@ impl Manager {
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.created));
         Ok(out)
+    }
+
+    /// The records a listing has to look at, read through the indexes
+    /// where one narrows them (live ones for `ps` without `-a`, the status
+    /// and label filters): a node with 10,000 exited containers lists its
+    /// running ones without decoding the rest. Every filter is still
+    /// applied to what comes back.
+    fn candidates(&self, all: bool, filters: &Filters) -> Result<Vec<ContainerRecord>> {
+        let mut ids: Option<BTreeSet<String>> = None;
+        let mut narrow = |set: BTreeSet<String>| {
+            ids = Some(match ids.take() {
+                Some(have) => have.intersection(&set).cloned().collect(),
+                None => set,
+            })
+        };
+        if !filters.status.is_empty() {
+            let statuses: Vec<Status> = filters.status.iter().filter_map(|s| Status::parse(s)).collect();
+            narrow(self.store.ids_with_status(&statuses)?);
+        } else if !all {
+            narrow(self.store.ids_with_status(&[Status::Running, Status::Paused])?);
+        }
+        for l in &filters.label {
+            let (k, v) = match l.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (l.as_str(), None),
+            };
+            narrow(self.store.ids_with_label(k, v)?);
+        }
+        match ids {
+            Some(ids) => self.store.get_many(ids.iter().map(String::as_str)),
+            None => self.all_records(),
+        }
     }
 }
 

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 
 use berth_contract::log::LogLimits;
 use berth_contract::{ContainerId, ContainerPaths, Layout};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::error::{AgentError, Result};
 use crate::images::ImageService;
+use crate::store::ContainerStore;
 
 mod commit;
 pub(crate) mod copy;
@@ -48,20 +48,8 @@ pub use logs::{LogOptions, LogRecord};
 pub use prune::ContainerUsage;
 pub use run::RunEvent;
 
-const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
-/// Name → ID of every container: a lookup by name, and a create's check of
-/// its name, read one row instead of decoding every record.
-const NAMES: TableDefinition<&str, &str> = TableDefinition::new("container_names");
-
-/// The two fields of a record a name index needs (the rest, labels
-/// included, is skipped).
-#[derive(Deserialize)]
-struct IdName {
-    name: String,
-}
-
 /// Where a container is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Created,
@@ -78,6 +66,11 @@ impl Status {
             Status::Paused => "paused",
             Status::Exited => "exited",
         }
+    }
+    /// The status named `s` (`as_str`'s inverse); Docker's other names
+    /// (`restarting`, `removing`, `dead`) are none of berth's.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Status::Created, Status::Running, Status::Paused, Status::Exited].into_iter().find(|x| x.as_str() == s)
     }
     pub fn can_start(self) -> bool {
         matches!(self, Status::Created | Status::Exited)
@@ -180,7 +173,7 @@ pub struct ExitEvent {
 /// Owns every container operation.
 pub struct Manager {
     pub(crate) layout: Layout,
-    pub(crate) db: Arc<redb::Database>,
+    pub(crate) store: ContainerStore,
     pub(crate) images: Arc<ImageService>,
     pub(crate) shim: PathBuf,
     pub(crate) cgroups: CgroupDriver,
@@ -210,24 +203,11 @@ impl Manager {
             .map_err(|source| AgentError::Io { context: "create containers dir".into(), source })?;
         std::fs::create_dir_all(layout.state())
             .map_err(|source| AgentError::Io { context: "create state dir".into(), source })?;
-        let tx = db.begin_write()?;
-        {
-            let records = tx.open_table(CONTAINERS)?;
-            let mut names = tx.open_table(NAMES)?;
-            // A database from before the index: built once.
-            if names.is_empty()? && !records.is_empty()? {
-                for row in records.iter()? {
-                    let (id, v) = row?;
-                    let n: IdName = serde_json::from_slice(v.value())?;
-                    names.insert(n.name.as_str(), id.value())?;
-                }
-            }
-        }
-        tx.commit()?;
+        let store = ContainerStore::open(db)?;
         let (exits, _) = broadcast::channel(1024);
         Ok(Arc::new(Self {
             layout,
-            db,
+            store,
             images,
             shim,
             cgroups,
@@ -256,89 +236,35 @@ impl Manager {
     // ------------------------------------------------------------ database
 
     pub(crate) fn all_records(&self) -> Result<Vec<ContainerRecord>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CONTAINERS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            out.push(serde_json::from_slice(v.value())?);
-        }
-        Ok(out)
+        self.store.all()
+    }
+
+    /// The records of live (running or paused) containers.
+    pub(crate) fn live_records(&self) -> Result<Vec<ContainerRecord>> {
+        let ids = self.store.ids_with_status(&[Status::Running, Status::Paused])?;
+        self.store.get_many(ids.iter().map(String::as_str))
     }
 
     /// The ID of the container named `name`.
     fn id_by_name(&self, name: &str) -> Result<Option<String>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(NAMES)?;
-        Ok(table.get(name)?.map(|v| v.value().to_owned()))
-    }
-
-    /// IDs that start with `prefix` (keys only: no record decoded).
-    fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CONTAINERS)?;
-        let mut out = Vec::new();
-        for row in table.range(prefix..)? {
-            let (id, _) = row?;
-            if !id.value().starts_with(prefix) {
-                break;
-            }
-            out.push(id.value().to_owned());
-        }
-        Ok(out)
+        self.store.id_by_name(name)
     }
 
     pub(crate) fn get_record(&self, id: &str) -> Result<Option<ContainerRecord>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(CONTAINERS)?;
-        match table.get(id)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
-        }
+        self.store.get(id)
     }
 
-    /// Writes a record; durable when this returns. The commit (an fsync)
-    /// runs off the async threads.
+    /// Writes a record (and its index entries); durable when this
+    /// returns. The commit (an fsync) runs off the async threads.
     pub(crate) async fn put_record(&self, rec: &ContainerRecord) -> Result<()> {
-        let bytes = serde_json::to_vec(rec)?;
-        let (db, id, name) = (self.db.clone(), rec.id.clone(), rec.name.clone());
-        crate::blocking::run(move || {
-            let tx = db.begin_write()?;
-            {
-                let mut table = tx.open_table(CONTAINERS)?;
-                table.insert(id.as_str(), bytes.as_slice())?;
-                tx.open_table(NAMES)?.insert(name.as_str(), id.as_str())?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        let (store, rec) = (self.store.clone(), rec.clone());
+        crate::blocking::run(move || store.put(&rec)).await
     }
 
-    /// Deletes a record and its name; durable when this returns.
+    /// Deletes a record and its index entries; durable when this returns.
     pub(crate) async fn delete_record(&self, id: &str) -> Result<()> {
-        let (db, id) = (self.db.clone(), id.to_owned());
-        crate::blocking::run(move || {
-            let tx = db.begin_write()?;
-            {
-                let mut table = tx.open_table(CONTAINERS)?;
-                let name = match table.remove(id.as_str())? {
-                    Some(old) => Some(serde_json::from_slice::<IdName>(old.value())?.name),
-                    None => None,
-                };
-                if let Some(name) = name {
-                    let mut names = tx.open_table(NAMES)?;
-                    // Only if the name is still this container's.
-                    let ours = names.get(name.as_str())?.is_some_and(|v| v.value() == id);
-                    if ours {
-                        names.remove(name.as_str())?;
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        let (store, id) = (self.store.clone(), id.to_owned());
+        crate::blocking::run(move || store.delete(&id)).await
     }
 
     /// Finds a container by full ID, unique ID prefix or name (with or
@@ -359,7 +285,7 @@ impl Manager {
         }
         let hexish = key.bytes().all(|b| b.is_ascii_hexdigit());
         if hexish {
-            let hits = self.ids_with_prefix(key)?;
+            let hits = self.store.ids_with_prefix(key)?;
             if hits.len() > 1 {
                 return Err(AgentError::InvalidArgument(format!(
                     "multiple containers found with provided prefix: {key}"
@@ -396,15 +322,17 @@ impl Manager {
         m.get(id).cloned()
     }
 
-    /// Counts by state, for `Info`.
+    /// Counts by state, for `Info`: all, running, paused, stopped.
     pub fn counts(&self) -> Result<(u64, u64, u64, u64)> {
-        let all = self.all_records()?;
-        let n = |s: Status| all.iter().filter(|r| r.state.status == s).count() as u64;
-        Ok((all.len() as u64, n(Status::Running), n(Status::Paused), n(Status::Exited) + n(Status::Created)))
+        let by = self.store.count_by_status()?;
+        let n = |s: Status| by.get(&s).copied().unwrap_or(0);
+        let stopped = n(Status::Exited) + n(Status::Created);
+        Ok((n(Status::Running) + n(Status::Paused) + stopped, n(Status::Running), n(Status::Paused), stopped))
     }
 
-    /// Image IDs in use by containers, for `rmi`.
+    /// The short ID of a container created from `image_id`, for `rmi`.
     pub fn image_user(&self, image_id: &str) -> Option<String> {
-        self.all_records().ok()?.into_iter().find(|r| r.image_id == image_id).map(|r| r.short_id().to_owned())
+        let ids = self.store.ids_of_image(image_id).ok()?;
+        ids.first().map(|id| id[..12].to_owned())
     }
 }

@@ -25,7 +25,8 @@ impl Manager {
     pub async fn prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut reclaimed = 0;
-        for rec in self.all_records()? {
+        let stopped = self.store.ids_with_status(&[Status::Created, Status::Exited])?;
+        for rec in self.store.get_many(stopped.iter().map(String::as_str))? {
             if !rec.state.status.can_remove() {
                 continue;
             }
@@ -62,7 +63,7 @@ impl Manager {
 
     /// IDs of the images some container was created from.
     pub fn images_in_use(&self) -> Result<HashSet<String>> {
-        Ok(self.all_records()?.into_iter().map(|r| r.image_id).collect())
+        Ok(self.store.image_ids()?.into_iter().collect())
     }
 
     async fn upper_size(&self, rec: &super::ContainerRecord) -> u64 {
