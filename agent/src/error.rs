@@ -1,6 +1,7 @@
 //! `AgentError`: every failure the core can return, rolled up from each
 //! layer's own error type. The gRPC status code of each kind is chosen once,
 //! in `api::status`.
+use crate::containers::ContainerError;
 use crate::images::ImageError;
 use crate::limits::LimitError;
 use crate::registry::RegistryError;
@@ -26,6 +27,8 @@ pub enum AgentError {
     /// Input over one of berthd's bounds (`limits.rs`).
     #[error(transparent)]
     Limit(#[from] LimitError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]

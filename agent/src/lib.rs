@@ -3,6 +3,7 @@
 //! berthd can die or be upgraded without killing any.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod api;
 pub mod blocking;
 pub mod cgroups;

@@ -1,46 +1,33 @@
 //! berthd's life: open the state, recover containers, serve gRPC on the
 //! unix socket until SIGTERM or SIGINT. Stopping berthd stops no container.
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 
 use berth_proto::v1::{containers_server::ContainersServer, images_server::ImagesServer, system_server::SystemServer};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::agent::Agent;
 use crate::api::{ContainersApi, ImagesApi, SystemApi};
 use crate::config::Config;
-use crate::containers::{CgroupDriver, Manager};
 use crate::error::{AgentError, IoContext, Result};
-use crate::images::ImageService;
-use crate::registry::Puller;
 use crate::shim_binary::SealedShim;
 
 mod authority;
 mod metadata;
 mod peers;
+pub mod spans;
 pub use peers::DEFAULT_MAX_PER_UID;
 
-/// Opens everything berthd owns and recovers the containers.
-pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Manager>> {
-    let layout = config.layout();
+/// berthd's directories with their modes: the root private to root, the
+/// state dir passable (the socket's group reaches berthd.sock in it).
+pub(crate) fn prepare_dirs(layout: &berth_contract::Layout) -> Result<()> {
     private_dir(layout.root(), 0o700)?;
-    // The socket's group may reach berthd.sock in it, nothing else.
-    private_dir(layout.state(), 0o711)?;
-    let db = metadata::open(&layout, config.reinit_metadata)?;
-    let sweep = db.sweep;
-    let db = db.db;
-    let images = {
-        let layout = layout.clone();
-        let db = db.clone();
-        let limits = config.registries.images.limits();
-        crate::blocking::run(move || {
-            ImageService::open_with(layout, db, sweep).map(|s| s.with_limits(limits)).map_err(AgentError::from)
-        })
-        .await?
-    };
-    let manager = Manager::new(layout, db, Arc::new(images), shim.to_path_buf(), CgroupDriver::default())?;
-    manager.recover(sweep).await?;
-    Ok(manager)
+    private_dir(layout.state(), 0o711)
+}
+
+/// The metadata database, guarded against a lost one (`metadata.rs`).
+pub(crate) fn open_metadata(layout: &berth_contract::Layout, reinit: bool) -> Result<metadata::Opened> {
+    metadata::open(layout, reinit)
 }
 
 /// Gives the socket to its group: the one asked for (which must exist), or
@@ -100,7 +87,7 @@ pub async fn run(config: Config) -> Result<()> {
     let layout = config.layout();
     std::fs::create_dir_all(layout.state()).context(|| format!("create {}", layout.state().display()))?;
     let sealed = SealedShim::mount(&config.shim, layout.state())?;
-    let manager = open(&config, sealed.path()).await?;
+    let agent = Agent::open(&config, sealed.path()).await?;
 
     let socket = &config.socket;
     if let Some(dir) = socket.parent() {
@@ -129,12 +116,10 @@ pub async fn run(config: Config) -> Result<()> {
     };
 
     tonic::transport::Server::builder()
-        .add_service(SystemServer::new(SystemApi { manager: manager.clone() }))
-        .add_service(ImagesServer::new(ImagesApi {
-            manager: manager.clone(),
-            puller: Arc::new(Puller::new(config.registries.clone(), manager.images.clone())),
-        }))
-        .add_service(ContainersServer::new(ContainersApi { manager }))
+        .layer(spans::RpcSpans)
+        .add_service(SystemServer::new(SystemApi { agent: agent.clone() }))
+        .add_service(ImagesServer::new(ImagesApi { agent: agent.clone() }))
+        .add_service(ContainersServer::new(ContainersApi { manager: agent.containers.clone() }))
         .serve_with_incoming_shutdown(peers::Incoming::new(listener, config.max_connections_per_uid), shutdown)
         .await
         .map_err(|e| AgentError::Internal(format!("grpc server: {e}")))?;

@@ -11,15 +11,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{blocking, chunk_writer, convert, CHUNK_QUEUE};
-use crate::containers::Manager;
+use crate::agent::Agent;
 use crate::error::AgentError;
 use crate::images::filter::ImageFilters;
-use crate::registry::{Puller, RegistryError};
+use crate::registry::RegistryError;
 use crate::store_layout::StoreLayout;
 
 pub struct ImagesApi {
-    pub manager: Arc<Manager>,
-    pub puller: Arc<Puller>,
+    pub agent: Arc<Agent>,
 }
 
 /// A client upload spooled to a file under `content/ingest`, removed when
@@ -35,7 +34,7 @@ impl Drop for Upload {
 impl ImagesApi {
     /// The images `List` and `ListStream` answer with.
     async fn filtered(&self, filters: Vec<String>) -> Result<Vec<crate::images::ImageRecord>, Status> {
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         blocking(move || {
             let filters = ImageFilters::parse(&filters)?;
             Ok(images.list_filtered(&filters)?)
@@ -52,7 +51,7 @@ impl ImagesApi {
     where
         T: Send + 'static,
     {
-        let dir = self.manager.layout.ingest_dir();
+        let dir = self.agent.layout.ingest_dir();
         let upload = Upload(dir.join(format!("upload-{:016x}", rand::random::<u64>())));
         // The file is written on the blocking pool, fed through a short
         // queue: a slow disk slows this upload, not berthd's other calls.
@@ -96,7 +95,7 @@ impl ImagesApi {
 impl pb::images_server::Images for ImagesApi {
     async fn load(&self, req: Request<Streaming<pb::DataChunk>>) -> Result<Response<pb::LoadResponse>, Status> {
         let upload = self.spool(req.into_inner(), |c| c.data, |_| {}).await?;
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         let loaded = blocking(move || {
             let r = images.load(&upload.0).map_err(AgentError::from);
             drop(upload);
@@ -121,7 +120,7 @@ impl pb::images_server::Images for ImagesApi {
                 },
             )
             .await?;
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         let rec = blocking(move || {
             let r = images
                 .import(&upload.0, (!reference.is_empty()).then_some(reference.as_str()), &message)
@@ -152,32 +151,28 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn tag(&self, req: Request<pb::TagRequest>) -> Result<Response<pb::ImageResponse>, Status> {
         let r = req.into_inner();
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         let rec = blocking(move || Ok(images.tag(&r.source, &r.target)?)).await?;
         Ok(Response::new(pb::ImageResponse { image: Some(convert::image(&rec)) }))
     }
 
     async fn remove(&self, req: Request<pb::RemoveImageRequest>) -> Result<Response<pb::RemoveImageResponse>, Status> {
         let r = req.into_inner();
-        let m = self.manager.clone();
-        let report = blocking(move || {
-            let users = |image_id: &str| m.image_user(image_id);
-            Ok(m.images.remove(&r.reference, r.force, &users)?)
-        })
-        .await?;
+        let agent = self.agent.clone();
+        let report = blocking(move || agent.remove_image(&r.reference, r.force)).await?;
         Ok(Response::new(pb::RemoveImageResponse { untagged: report.untagged, deleted: report.deleted }))
     }
 
     async fn inspect(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::InspectResponse>, Status> {
         let r = req.into_inner();
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         let json = blocking(move || Ok(images.inspect_json(&r.reference)?)).await?;
         Ok(Response::new(pb::InspectResponse { json }))
     }
 
     async fn history(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
         let r = req.into_inner();
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         let entries = blocking(move || Ok(images.history(&r.reference)?)).await?;
         Ok(Response::new(pb::HistoryResponse { entries: entries.into_iter().map(convert::history_entry).collect() }))
     }
@@ -186,7 +181,7 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<Self::SaveStream>, Status> {
         let r = req.into_inner();
-        let images = self.manager.images.clone();
+        let images = self.agent.images.clone();
         // Resolve and open everything first: an unknown name is an error
         // status, not a truncated stream.
         let plan = blocking(move || Ok(images.save_plan(&r.references)?)).await?;
@@ -203,12 +198,8 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn prune(&self, req: Request<pb::PruneImagesRequest>) -> Result<Response<pb::PruneResponse>, Status> {
         let all = req.into_inner().all;
-        let m = self.manager.clone();
-        let report = blocking(move || {
-            let users = |image_id: &str| m.image_user(image_id);
-            Ok(m.images.prune(all, &users)?)
-        })
-        .await?;
+        let agent = self.agent.clone();
+        let report = blocking(move || agent.prune_images(all)).await?;
         Ok(Response::new(pb::PruneResponse { deleted: report.lines, reclaimed: report.reclaimed }))
     }
 
@@ -216,7 +207,7 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn pull(&self, req: Request<pb::PullRequest>) -> Result<Response<Self::PullStream>, Status> {
         let opts = convert::pull_options(req.into_inner());
-        let puller = self.puller.clone();
+        let puller = self.agent.registry.clone();
         let (out, rx) = mpsc::channel(PULL_QUEUE);
         tokio::spawn(async move {
             let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
@@ -250,7 +241,7 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn push(&self, req: Request<pb::PushRequest>) -> Result<Response<Self::PushStream>, Status> {
         let opts = convert::push_options(req.into_inner());
-        let puller = self.puller.clone();
+        let puller = self.agent.registry.clone();
         let (out, rx) = mpsc::channel(PULL_QUEUE);
         tokio::spawn(async move {
             let (events, mut ev_rx) = mpsc::channel(PULL_QUEUE);
@@ -277,7 +268,7 @@ impl pb::images_server::Images for ImagesApi {
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let (registry, creds) = convert::login_request(req.into_inner());
-        self.puller.login(&registry, creds).await.map_err(AgentError::from)?;
+        self.agent.registry.login(&registry, creds).await.map_err(AgentError::from)?;
         Ok(Response::new(pb::LoginResponse { status: "Login Succeeded".into() }))
     }
 }

@@ -8,6 +8,7 @@ use berth_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
+use crate::containers::ContainerError;
 use crate::error::AgentError;
 use crate::images::{ImageError, ImageErrorKind};
 use crate::registry::RegistryErrorKind;
@@ -31,6 +32,15 @@ impl From<AgentError> for Status {
             }
             AgentError::FailedPrecondition(_) => Code::FailedPrecondition,
             AgentError::AlreadyExists(_) => Code::AlreadyExists,
+            AgentError::Container(c) => match c {
+                ContainerError::NotFound { .. } | ContainerError::NoSuchPath { .. } => Code::NotFound,
+                ContainerError::AmbiguousPrefix { .. } => Code::InvalidArgument,
+                ContainerError::NameInUse { .. } => Code::AlreadyExists,
+                ContainerError::WrongState { .. }
+                | ContainerError::ShimGone { .. }
+                | ContainerError::StoppedDuringCopy { .. }
+                | ContainerError::NoLiveProcess { .. } => Code::FailedPrecondition,
+            },
             AgentError::Image(ImageError::NotFound(_)) => Code::NotFound,
             AgentError::Image(ImageError::InvalidReference(_) | ImageError::Invalid(_)) => Code::InvalidArgument,
             AgentError::Image(ImageError::InUse(_)) => Code::FailedPrecondition,

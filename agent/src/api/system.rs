@@ -4,10 +4,10 @@ use std::sync::Arc;
 use berth_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::containers::Manager;
+use crate::agent::Agent;
 
 pub struct SystemApi {
-    pub manager: Arc<Manager>,
+    pub agent: Arc<Agent>,
 }
 
 #[tonic::async_trait]
@@ -21,25 +21,20 @@ impl pb::system_server::System for SystemApi {
     }
 
     async fn info(&self, _: Request<pb::InfoRequest>) -> Result<Response<pb::InfoResponse>, Status> {
-        let m = self.manager.clone();
-        let (info, images) = super::blocking(move || {
-            let counts = m.counts()?;
-            let images = m.images.count()?;
-            Ok((counts, images))
-        })
-        .await?;
-        let layout = &self.manager.layout;
+        let agent = self.agent.clone();
+        let info = super::blocking(move || agent.info()).await?;
+        let layout = &self.agent.layout;
         Ok(Response::new(pb::InfoResponse {
             root: layout.root().display().to_string(),
             state: layout.state().display().to_string(),
             storage_driver: "overlayfs".into(),
             cgroup_driver: "cgroupfs".into(),
-            cgroup_version: self.manager.cgroups.version().into(),
-            images: images as u64,
-            containers: info.0,
-            containers_running: info.1,
-            containers_paused: info.2,
-            containers_stopped: info.3,
+            cgroup_version: info.cgroup_version.into(),
+            images: info.images,
+            containers: info.containers,
+            containers_running: info.running,
+            containers_paused: info.paused,
+            containers_stopped: info.stopped,
             kernel_version: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -47,13 +42,7 @@ impl pb::system_server::System for SystemApi {
     }
 
     async fn disk_usage(&self, _: Request<pb::DiskUsageRequest>) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        let containers = self.manager.disk_usage().await?;
-        let m = self.manager.clone();
-        let images = super::blocking(move || {
-            let in_use = m.images_in_use()?;
-            Ok(m.images.disk_usage(&in_use)?)
-        })
-        .await?;
+        let (images, containers) = self.agent.disk_usage().await?;
         let row = |kind: &str, total, active, size, reclaimable| pb::DiskUsageRow {
             kind: kind.into(),
             total,

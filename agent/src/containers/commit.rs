@@ -6,6 +6,7 @@
 //! have no process to freeze.
 use std::sync::Arc;
 
+use super::ContainerError;
 use super::{Manager, Status};
 use crate::error::{AgentError, Result};
 use crate::images::changes;
@@ -38,9 +39,7 @@ impl Manager {
         // No start, stop or removal while the layer is read.
         let lock = self.lock_for(&rec.id);
         let _held = lock.lock().await;
-        let rec = self
-            .get_record(&rec.id)?
-            .ok_or_else(|| AgentError::NotFound(format!("No such container: {}", opts.container)))?;
+        let rec = self.get_record(&rec.id)?.ok_or_else(|| ContainerError::not_found(&opts.container))?;
         let input = CommitInput {
             base_id: rec.image_id.clone(),
             upper: self.paths(&rec).upper(),

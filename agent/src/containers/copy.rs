@@ -42,6 +42,7 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use super::export::private_merged_view;
+use super::ContainerError;
 use super::Manager;
 use crate::error::{AgentError, Result};
 use crate::images::diff::Exactly;
@@ -107,7 +108,7 @@ impl RootSpec {
     fn open(&self, key: &str, writable: bool) -> Result<Root> {
         match self {
             RootSpec::Live { pid, shim_pid } => {
-                let gone = || AgentError::FailedPrecondition(format!("container {key} stopped during the copy"));
+                let gone = || AgentError::from(ContainerError::StoppedDuringCopy { key: key.to_owned() });
                 let proc_dir = rfs::open(format!("/proc/{pid}"), DIR_FLAGS, Mode::empty()).map_err(|_| gone())?;
                 // An fd of /proc/<pid> stands for that process, not for the
                 // number: once the process is gone every lookup through it
@@ -173,9 +174,7 @@ impl Manager {
             // directory in use is undefined behaviour for overlayfs.
             let shim_pid = std::fs::read_to_string(paths.shim_pid()).ok().and_then(|s| s.trim().parse().ok());
             let (Some(shim_pid), Ok(pid @ 1..)) = (shim_pid, i32::try_from(rec.state.pid)) else {
-                return Err(AgentError::FailedPrecondition(format!(
-                    "container {key} has no live process to copy through"
-                )));
+                return Err(ContainerError::NoLiveProcess { key: key.to_owned() }.into());
             };
             return Ok((held, RootSpec::Live { pid, shim_pid }));
         }
@@ -301,7 +300,7 @@ impl<'a> CPath<'a> {
 
 fn not_found(key: &str, path: &str) -> AgentError {
     // Docker's words, which scripts look for.
-    AgentError::NotFound(format!("Could not find the file {path} in container {key}"))
+    AgentError::from(ContainerError::NoSuchPath { key: key.to_owned(), path: path.to_owned() })
 }
 
 fn resolve_err(key: &str, path: &str, e: Errno) -> AgentError {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
+use super::ContainerError;
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
 use crate::error::{AgentError, IoContext, Result};
 use crate::limits;
@@ -168,9 +169,7 @@ impl Manager {
                 attempt += 1;
             }
         } else if let Some(holder) = self.id_by_name(name)? {
-            return Err(AgentError::AlreadyExists(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-            )));
+            return Err(ContainerError::NameInUse { name: name.to_owned(), holder }.into());
         } else {
             name.to_owned()
         };

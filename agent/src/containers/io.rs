@@ -6,6 +6,7 @@ use std::time::Duration;
 use berth_contract::shim_client::{ShimCallError, ShimClient, ShimReader, ShimWriter};
 use berth_proto::shim::{request::Kind, AttachRequest, ExecRequest};
 
+use super::{ContainerError, Wanted};
 use super::{Manager, Status};
 use crate::error::{AgentError, Result};
 
@@ -62,9 +63,7 @@ impl Manager {
                     return Ok(Attached::Exited { id: rec.id, exit_code: rec.state.exit_code });
                 }
                 Status::Exited => {
-                    return Err(AgentError::FailedPrecondition(
-                        "You cannot attach to a stopped container, start it first".into(),
-                    ))
+                    return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Attachable).into())
                 }
             }
         }
@@ -87,7 +86,7 @@ impl Manager {
     pub async fn exec(self: &Arc<Self>, opts: ExecOptions) -> Result<ShimStream> {
         let rec = self.refresh(&opts.container).await?;
         if rec.state.status != Status::Running {
-            return Err(AgentError::FailedPrecondition(format!("container {} is not running", opts.container)));
+            return Err(ContainerError::wrong_state(&opts.container, rec.state.status, Wanted::Running).into());
         }
         if opts.cmd.is_empty() {
             return Err(AgentError::InvalidArgument("no command specified".into()));
@@ -133,7 +132,7 @@ async fn open(id: &str, shim: &ShimClient, kind: Kind) -> Result<ShimStream> {
     match shim.open(kind).await {
         Ok((rd, wr)) => Ok(ShimStream { id: id.to_owned(), rd, wr }),
         Err(ShimCallError::Gone(e)) => {
-            Err(AgentError::FailedPrecondition(format!("container {id} is not running ({e})")))
+            Err(ContainerError::ShimGone { name: id.to_owned(), detail: e.to_string() }.into())
         }
         Err(e) => Err(AgentError::Io { context: "send to the shim".into(), source: std::io::Error::other(e) }),
     }

@@ -105,16 +105,16 @@ impl Manager {
         };
         if !filters.status.is_empty() {
             let statuses: Vec<Status> = filters.status.iter().filter_map(|s| Status::parse(s)).collect();
-            narrow(self.store.ids_with_status(&statuses)?);
+            narrow(self.store.ids_with_status(&statuses));
         } else if !all {
-            narrow(self.store.ids_with_status(&[Status::Running, Status::Paused])?);
+            narrow(self.store.ids_with_status(&[Status::Running, Status::Paused]));
         }
         for l in &filters.label {
             let (k, v) = match l.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (l.as_str(), None),
             };
-            narrow(self.store.ids_with_label(k, v)?);
+            narrow(self.store.ids_with_label(k, v));
         }
         match ids {
             Some(ids) => self.store.get_many(ids.iter().map(String::as_str)),

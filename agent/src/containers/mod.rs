@@ -22,6 +22,7 @@ use crate::store::ContainerStore;
 mod commit;
 pub(crate) mod copy;
 mod create;
+mod error;
 mod export;
 mod io;
 mod list;
@@ -41,6 +42,7 @@ pub use crate::cgroups::CgroupDriver;
 pub use commit::CommitOptions;
 pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
+pub use error::{ContainerError, Wanted};
 pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
@@ -203,7 +205,7 @@ impl Manager {
             .map_err(|source| AgentError::Io { context: "create containers dir".into(), source })?;
         std::fs::create_dir_all(layout.state())
             .map_err(|source| AgentError::Io { context: "create state dir".into(), source })?;
-        let store = ContainerStore::open(db)?;
+        let store = ContainerStore::open(db, &crate::store_layout::StoreLayout::meta_db(&layout))?;
         let (exits, _) = broadcast::channel(1024);
         Ok(Arc::new(Self {
             layout,
@@ -241,7 +243,7 @@ impl Manager {
 
     /// The records of live (running or paused) containers.
     pub(crate) fn live_records(&self) -> Result<Vec<ContainerRecord>> {
-        let ids = self.store.ids_with_status(&[Status::Running, Status::Paused])?;
+        let ids = self.store.ids_with_status(&[Status::Running, Status::Paused]);
         self.store.get_many(ids.iter().map(String::as_str))
     }
 
@@ -270,7 +272,7 @@ impl Manager {
     /// Finds a container by full ID, unique ID prefix or name (with or
     /// without Docker's leading `/`).
     pub fn lookup(&self, key: &str) -> Result<ContainerRecord> {
-        let not_found = || AgentError::NotFound(format!("No such container: {key}"));
+        let not_found = || AgentError::from(ContainerError::not_found(key));
         if key.is_empty() {
             return Err(not_found());
         }
@@ -287,9 +289,7 @@ impl Manager {
         if hexish {
             let hits = self.store.ids_with_prefix(key)?;
             if hits.len() > 1 {
-                return Err(AgentError::InvalidArgument(format!(
-                    "multiple containers found with provided prefix: {key}"
-                )));
+                return Err(ContainerError::AmbiguousPrefix { prefix: key.to_owned() }.into());
             }
             if let Some(rec) = hits.first().map(|id| self.get_record(id)).transpose()?.flatten() {
                 return Ok(rec);
@@ -324,7 +324,7 @@ impl Manager {
 
     /// Counts by state, for `Info`: all, running, paused, stopped.
     pub fn counts(&self) -> Result<(u64, u64, u64, u64)> {
-        let by = self.store.count_by_status()?;
+        let by = self.store.count_by_status();
         let n = |s: Status| by.get(&s).copied().unwrap_or(0);
         let stopped = n(Status::Exited) + n(Status::Created);
         Ok((n(Status::Running) + n(Status::Paused) + stopped, n(Status::Running), n(Status::Paused), stopped))
@@ -332,7 +332,6 @@ impl Manager {
 
     /// The short ID of a container created from `image_id`, for `rmi`.
     pub fn image_user(&self, image_id: &str) -> Option<String> {
-        let ids = self.store.ids_of_image(image_id).ok()?;
-        ids.first().map(|id| id[..12].to_owned())
+        self.store.ids_of_image(image_id).first().map(|id| id[..12].to_owned())
     }
 }

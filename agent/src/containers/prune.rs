@@ -3,6 +3,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::ContainerError;
 use super::{Manager, Status};
 use crate::error::{AgentError, Result};
 
@@ -25,7 +26,7 @@ impl Manager {
     pub async fn prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut reclaimed = 0;
-        let stopped = self.store.ids_with_status(&[Status::Created, Status::Exited])?;
+        let stopped = self.store.ids_with_status(&[Status::Created, Status::Exited]);
         for rec in self.store.get_many(stopped.iter().map(String::as_str))? {
             if !rec.state.status.can_remove() {
                 continue;
@@ -37,7 +38,7 @@ impl Manager {
                     reclaimed += size;
                 }
                 // Started or removed by someone else meanwhile.
-                Err(AgentError::FailedPrecondition(_) | AgentError::NotFound(_)) => {}
+                Err(AgentError::Container(ContainerError::WrongState { .. } | ContainerError::NotFound { .. })) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -63,7 +64,7 @@ impl Manager {
 
     /// IDs of the images some container was created from.
     pub fn images_in_use(&self) -> Result<HashSet<String>> {
-        Ok(self.store.image_ids()?.into_iter().collect())
+        Ok(self.store.image_ids().into_iter().collect())
     }
 
     async fn upper_size(&self, rec: &super::ContainerRecord) -> u64 {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Manager;
+use super::{ContainerError, Wanted};
 use crate::error::{AgentError, Result};
 
 impl Manager {
@@ -17,10 +18,7 @@ impl Manager {
         let (rec, _held) = loop {
             if !rec.state.status.can_remove() {
                 if !force {
-                    return Err(AgentError::FailedPrecondition(format!(
-                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                        rec.name
-                    )));
+                    return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Removable).into());
                 }
                 let _ = self.kill(&rec.id, "KILL").await;
                 if !self.wait_exit(&rec.id, Duration::from_secs(10)).await {
@@ -38,7 +36,7 @@ impl Manager {
             }
             tries += 1;
             if !force || tries >= 5 {
-                return Err(AgentError::FailedPrecondition(format!("container {} is running", now.name)));
+                return Err(ContainerError::wrong_state(&now.name, now.state.status, Wanted::Dead).into());
             }
             drop(held);
             rec = self.refresh(&now.id).await?;

@@ -8,6 +8,7 @@ use berth_contract::shim_start::{StartConfig, StartOutcome};
 use berth_contract::{now_nanos, ContainerId};
 
 use super::spec::{self, SpecInputs};
+use super::{ContainerError, Wanted};
 use super::{ContainerRecord, Manager, Status};
 use crate::error::{AgentError, IoContext, Result};
 
@@ -20,7 +21,7 @@ impl Manager {
         let _held = lock.lock().await;
         let mut rec = self.lookup(&rec.id)?;
         if !rec.state.status.can_start() {
-            return Err(AgentError::FailedPrecondition(format!("container {} is already running", rec.name)));
+            return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Startable).into());
         }
         let paths = self.paths(&rec);
 

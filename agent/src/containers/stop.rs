@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::{ContainerError, Wanted};
 use super::{ContainerRecord, Manager};
 use crate::error::{AgentError, Result};
 use berth_contract::shim_client::ShimClient;
@@ -35,7 +36,7 @@ impl Manager {
         match ShimClient::new(&self.paths(rec)).kill(signal).await {
             Ok(_) => Ok(()),
             Err(e) if e.not_running() => {
-                Err(AgentError::FailedPrecondition(format!("container {} is not running", rec.name)))
+                Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Running).into())
             }
             Err(e) => Err(AgentError::Shim { id: rec.short_id().to_owned(), message: e.to_string() }),
         }
@@ -46,7 +47,7 @@ impl Manager {
         let signal = parse_signal(signal)?;
         let rec = self.refresh(key).await?;
         if !rec.state.status.can_stop() {
-            return Err(AgentError::FailedPrecondition(format!("container {} is not running", rec.name)));
+            return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Running).into());
         }
         self.signal(&rec, signal).await?;
         if signal == Signal::SIGKILL as i32 {
@@ -69,13 +70,13 @@ impl Manager {
         };
         let timeout = timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
         match self.signal(&rec, sig).await {
-            Ok(()) | Err(AgentError::FailedPrecondition(_)) => {}
+            Ok(()) | Err(AgentError::Container(ContainerError::WrongState { .. })) => {}
             Err(e) => return Err(e),
         }
         if !self.wait_exit(&rec.id, timeout).await {
             tracing::info!("stop signal ignored, sending SIGKILL");
             match self.signal(&rec, Signal::SIGKILL as i32).await {
-                Ok(()) | Err(AgentError::FailedPrecondition(_)) => {}
+                Ok(()) | Err(AgentError::Container(ContainerError::WrongState { .. })) => {}
                 Err(e) => return Err(e),
             }
             self.wait_exit(&rec.id, Duration::from_secs(10)).await;
