@@ -45,10 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Docker's CLI: 125 is the daemon-error code of `run` and `create`
     // only; every other verb fails with 1.
-    let failure = match cli.command {
-        commands::Command::Run(_) | commands::Command::Create(_) => 125,
-        _ => 1,
-    };
+    let failure = cli.command.daemon_failure_code();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

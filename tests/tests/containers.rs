@@ -422,3 +422,35 @@ fn ps_filters_by_label_and_status_across_a_restart() {
     assert!(names(&a, &["-a"]).is_empty());
     assert!(names(&a, &["-a", "--filter", "label=team"]).is_empty());
 }
+
+/// Docker's management forms (`container run`, `container logs`, `image
+/// ls`, ...) are the same verbs as the top-level ones: same output, same
+/// exit codes (125 when berthd refuses a `container run` or `create`).
+#[test]
+fn management_forms_answer_as_the_top_level_verbs() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let r = a.ctl(&["container", "run", "--name", "m1", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (3, "out\n", "err\n"), "{r:?}");
+    assert_eq!(a.ok(&["container", "logs", "m1"]), a.ok(&["logs", "m1"]));
+    let id = a.ok(&["container", "create", "--name", "m2", IMG, "sleep", "100"]).trim().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(a.ok(&["container", "start", "m2"]).trim(), "m2");
+    assert_eq!(a.ok(&["container", "exec", "m2", "echo", "in"]), "in\n");
+    a.ok(&["container", "cp", "m2:/etc/hostname", &a.root.join("..").join("hostname").display().to_string()]);
+    assert_eq!(a.ok(&["container", "ls", "-q"]), a.ok(&["ps", "-q"]));
+    assert_eq!(a.ok(&["container", "ps", "-aq"]), a.ok(&["ps", "-aq"]));
+    assert_eq!(a.ok(&["image", "ls"]), a.ok(&["images"]));
+    let r = a.ctl(&["container", "run", "no-such-image:1", "true"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    let r = a.ctl(&["container", "create", "--name", "m2", IMG, "true"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(r.stderr.contains("is already in use"), "{r:?}");
+    let r = a.ctl(&["container", "run", IMG, "/no/such/binary"]);
+    assert_eq!(r.code, 127, "{r:?}");
+    let r = a.ctl(&["container", "stop", "nope"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stderr.trim(), "Error response from daemon: No such container: nope", "{r:?}");
+    a.ok(&["container", "rm", "-f", "m1", "m2"]);
+}

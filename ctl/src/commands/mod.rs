@@ -1,4 +1,8 @@
-//! One file per group of verbs; `Command` is the whole CLI surface.
+//! The whole CLI surface: `commands/<noun>/<verb>.rs`, one file a verb
+//! (`container`, `image`, `registry`, `system`), each noun's management
+//! form (`berthctl container run`, `berthctl image pull`, ...), and here,
+//! in one place, Docker's top-level aliases (`run`, `pull`, `ps`, `rmi`,
+//! ...), each the same arguments and code as its management form.
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -6,18 +10,13 @@ use clap::{Args, Subcommand};
 
 use crate::client::Client;
 
-mod attach;
-mod commit;
-mod containers;
-mod cp;
-mod exec;
-mod images;
-mod io;
-mod logs;
-mod prune;
-mod registry;
-mod run;
-mod system;
+pub mod container;
+pub mod image;
+pub mod registry;
+pub mod system;
+
+use container::{attach, commit, cp, exec, export, inspect, kill, list, logs, rm, run, stop, wait};
+use image::{history, import, load, pull, push, save, tag};
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -26,36 +25,36 @@ pub enum Command {
     /// Show berthd's state: root, drivers, counts
     Info,
     /// Load images from an OCI layout (tar or directory) or a `docker save` archive
-    Load(images::LoadArgs),
+    Load(load::LoadArgs),
     /// Save images to a tar (OCI image layout plus Docker's manifest.json)
-    Save(images::SaveArgs),
+    Save(save::SaveArgs),
     /// Make a one-layer image from a rootfs tarball
-    Import(images::ImportArgs),
+    Import(import::ImportArgs),
     /// List images
-    Images(images::ImagesArgs),
+    Images(image::list::ImagesArgs),
     /// Download an image from a registry
-    Pull(registry::PullArgs),
+    Pull(pull::PullArgs),
     /// Upload an image to a registry
-    Push(registry::PushArgs),
+    Push(push::PushArgs),
     /// Log in to a registry (credentials checked, then kept in config.json)
-    Login(registry::LoginArgs),
+    Login(registry::login::LoginArgs),
     /// Log out from a registry
-    Logout(registry::LogoutArgs),
+    Logout(registry::logout::LogoutArgs),
     /// Give an image another name
-    Tag(images::TagArgs),
+    Tag(tag::TagArgs),
     /// Remove image names (and images no name or container still needs)
-    Rmi(images::RmiArgs),
+    Rmi(image::rm::RmiArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
     /// Show the history of an image
-    History(commit::HistoryArgs),
+    History(history::HistoryArgs),
     /// Export a container's filesystem as a tar archive
-    Export(prune::ExportArgs),
+    Export(export::ExportArgs),
     /// Copy files and directories between a container and the host
     Cp(cp::CpArgs),
-    /// Image commands: ls, inspect, rm, tag, history, prune
+    /// Image commands: ls, pull, push, inspect, rm, tag, load, save, history, prune, ...
     #[command(subcommand)]
-    Image(images::ImageCommand),
+    Image(image::ImageCommand),
     /// Create a container without starting it
     #[command(disable_help_flag = true)]
     Create(run::CreateArgs),
@@ -69,25 +68,37 @@ pub enum Command {
     /// Run a command in a running container
     Exec(exec::ExecArgs),
     /// Stop running containers: the stop signal, then SIGKILL after a grace period
-    Stop(containers::StopArgs),
+    Stop(stop::StopArgs),
     /// Send a signal to running containers
-    Kill(containers::KillArgs),
+    Kill(kill::KillArgs),
     /// Remove containers
-    Rm(containers::RmArgs),
+    Rm(rm::RmArgs),
     /// List containers
-    Ps(containers::PsArgs),
+    Ps(list::PsArgs),
     /// Show a container's output
     Logs(logs::LogsArgs),
     /// Show containers or images as JSON
-    Inspect(containers::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Wait for containers to exit and print their exit codes
-    Wait(containers::WaitArgs),
-    /// Container commands: ls, inspect, rm, prune, export, ...
+    Wait(wait::WaitArgs),
+    /// Container commands: run, create, start, ls, logs, exec, cp, attach, rm, ...
     #[command(subcommand)]
-    Container(containers::ContainerCommand),
+    Container(container::ContainerCommand),
     /// System commands: df, prune, info
     #[command(subcommand)]
-    System(prune::SystemCommand),
+    System(system::SystemCommand),
+}
+
+impl Command {
+    /// The exit code when berthd fails the request: 125 for `run` and
+    /// `create` (either form), 1 for every other verb, as Docker's CLI.
+    pub fn daemon_failure_code(&self) -> u8 {
+        match self {
+            Command::Run(_) | Command::Create(_) => 125,
+            Command::Container(sub) if sub.is_create() => 125,
+            _ => 1,
+        }
+    }
 }
 
 /// `--format json` on listings.
@@ -111,41 +122,41 @@ impl FormatArg {
 pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
     // logout needs no berthd.
     let cmd = match cmd {
-        Command::Logout(a) => return registry::logout(a).await,
+        Command::Logout(a) => return registry::logout::logout(a).await,
         other => other,
     };
     let c = Client::connect(socket).await?;
     match cmd {
-        Command::Version => system::version(c).await,
-        Command::Info => system::info(c).await,
-        Command::Load(a) => images::load(c, a).await,
-        Command::Save(a) => images::save(c, a).await,
-        Command::Import(a) => images::import(c, a).await,
-        Command::Images(a) => images::list(c, a).await,
-        Command::Pull(a) => registry::pull(c, a).await,
-        Command::Push(a) => registry::push(c, a).await,
-        Command::Login(a) => registry::login(c, a).await,
+        Command::Version => system::version::version(c).await,
+        Command::Info => system::info::info(c).await,
+        Command::Load(a) => load::load(c, a).await,
+        Command::Save(a) => save::save(c, a).await,
+        Command::Import(a) => import::import(c, a).await,
+        Command::Images(a) => image::list::list(c, a).await,
+        Command::Pull(a) => pull::pull(c, a).await,
+        Command::Push(a) => push::push(c, a).await,
+        Command::Login(a) => registry::login::login(c, a).await,
         Command::Logout(_) => unreachable!("handled above"),
-        Command::Tag(a) => images::tag(c, a).await,
-        Command::Rmi(a) => images::rmi(c, a).await,
+        Command::Tag(a) => tag::tag(c, a).await,
+        Command::Rmi(a) => image::rm::rmi(c, a).await,
         Command::Commit(a) => commit::commit(c, a).await,
-        Command::History(a) => commit::history(c, a).await,
-        Command::Export(a) => prune::export(c, a).await,
+        Command::History(a) => history::history(c, a).await,
+        Command::Export(a) => export::export(c, a).await,
         Command::Cp(a) => cp::cp(c, a).await,
-        Command::Image(sub) => images::image(c, sub).await,
+        Command::Image(sub) => image::image(c, sub).await,
         Command::Create(a) => run::create(c, a).await,
         Command::Start(a) => run::start(c, a).await,
         Command::Run(a) => run::run(c, a).await,
         Command::Attach(a) => attach::attach(c, a).await,
         Command::Exec(a) => exec::exec(c, a).await,
-        Command::Stop(a) => containers::stop(c, a).await,
-        Command::Kill(a) => containers::kill(c, a).await,
-        Command::Rm(a) => containers::rm(c, a).await,
-        Command::Ps(a) => containers::ps(c, a).await,
+        Command::Stop(a) => stop::stop(c, a).await,
+        Command::Kill(a) => kill::kill(c, a).await,
+        Command::Rm(a) => rm::rm(c, a).await,
+        Command::Ps(a) => list::ps(c, a).await,
         Command::Logs(a) => logs::logs(c, a).await,
-        Command::Inspect(a) => containers::inspect(c, a).await,
-        Command::Wait(a) => containers::wait(c, a).await,
-        Command::Container(sub) => containers::container(c, sub).await,
-        Command::System(sub) => prune::system(c, sub).await,
+        Command::Inspect(a) => inspect::inspect(c, a).await,
+        Command::Wait(a) => wait::wait(c, a).await,
+        Command::Container(sub) => container::container(c, sub).await,
+        Command::System(sub) => system::system(c, sub).await,
     }
 }

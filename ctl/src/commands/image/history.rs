@@ -1,32 +1,13 @@
-//! `commit` and `history`: a new image from a container's changes, and the
-//! layers an image was made of.
+//! `history`: an image's layers and the steps that made them.
+
 use anyhow::Result;
 use berth_proto::v1 as pb;
-use clap::{ArgAction, Args};
+use clap::Args;
 
-use super::FormatArg;
 use crate::client::Client;
+use crate::commands::FormatArg;
 use crate::out::outln;
 use crate::table;
-
-#[derive(Args, Debug)]
-pub struct CommitArgs {
-    /// Commit message
-    #[arg(short, long, default_value = "")]
-    message: String,
-    /// Author (e.g. "Jane Doe <jane@example.com>")
-    #[arg(short, long, default_value = "")]
-    author: String,
-    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE)
-    #[arg(short, long = "change")]
-    change: Vec<String>,
-    /// Pause the container during the commit
-    #[arg(short, long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
-    pause: bool,
-    container: String,
-    /// REPOSITORY[:TAG] for the new image
-    reference: Option<String>,
-}
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -41,23 +22,9 @@ pub struct HistoryArgs {
     image: String,
 }
 
-pub async fn commit(mut c: Client, a: CommitArgs) -> Result<u8> {
-    let req = pb::CommitRequest {
-        container: a.container,
-        reference: a.reference.unwrap_or_default(),
-        message: a.message,
-        author: a.author,
-        changes: a.change,
-        pause: a.pause,
-    };
-    let img = c.containers.commit(req).await?.into_inner().image.unwrap_or_default();
-    outln!("{}", img.id)?;
-    Ok(0)
-}
-
 /// Docker's `CREATED BY` column: tabs as spaces, cut to 45 characters with
 /// an ellipsis.
-fn created_by(s: &str, no_trunc: bool) -> String {
+pub(crate) fn created_by(s: &str, no_trunc: bool) -> String {
     let s = s.replace('\t', " ");
     if no_trunc || s.chars().count() <= 45 {
         return s;
@@ -66,7 +33,7 @@ fn created_by(s: &str, no_trunc: bool) -> String {
     format!("{cut}…")
 }
 
-fn image_id(id: &str, no_trunc: bool) -> String {
+pub(crate) fn image_id(id: &str, no_trunc: bool) -> String {
     if id.is_empty() {
         "<missing>".into()
     } else if no_trunc {
@@ -76,7 +43,7 @@ fn image_id(id: &str, no_trunc: bool) -> String {
     }
 }
 
-fn since(secs: i64) -> String {
+pub(crate) fn since(secs: i64) -> String {
     if secs <= 0 {
         return "N/A".into();
     }
