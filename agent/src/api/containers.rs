@@ -162,9 +162,10 @@ impl pb::containers_server::Containers for ContainersApi {
             };
             match attached {
                 Ok(Attached::Live(stream)) => {
-                    io::relay(m, input, stream, tx, false, a.from_start.then_some(since)).await
+                    m.relay_process(stream, io::input(input), io::output(tx), false, a.from_start.then_some(since))
+                        .await
                 }
-                Ok(Attached::Exited { id, exit_code }) => io::replay(m, id, exit_code, since, tx).await,
+                Ok(Attached::Exited { id, exit_code }) => m.replay_exited(id, exit_code, since, io::output(tx)).await,
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
                 }
@@ -183,7 +184,8 @@ impl pb::containers_server::Containers for ContainersApi {
         let detach = x.detach;
         let stream = self.manager.exec(convert::exec_options(x)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(io::relay(self.manager.clone(), input, stream, tx, detach, None));
+        let m = self.manager.clone();
+        tokio::spawn(async move { m.relay_process(stream, io::input(input), io::output(tx), detach, None).await });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -1,5 +1,4 @@
 //! Every conversion between protobuf messages and core types.
-use berth_proto::shim as sp;
 use berth_proto::v1 as pb;
 
 use crate::containers::{
@@ -226,29 +225,4 @@ pub fn exec_options(r: pb::ExecStart) -> ExecOptions {
         stdin: r.stdin,
         console: (clamp_u16(r.width), clamp_u16(r.height)),
     }
-}
-
-/// A client's stdin, close or resize as a shim `Input`; `None` for the
-/// opening messages, which are not input.
-pub fn shim_input(msg: pb::IoIn) -> Option<sp::Input> {
-    use pb::io_in::Kind;
-    use sp::input::Kind as K;
-    let kind = match msg.kind? {
-        Kind::Stdin(b) => K::Stdin(b),
-        Kind::CloseStdin(c) => K::CloseStdin(c),
-        Kind::Resize(r) => K::Resize(sp::Resize { width: r.width, height: r.height }),
-        Kind::Attach(_) | Kind::Exec(_) => return None,
-    };
-    Some(sp::Input { kind: Some(kind) })
-}
-
-pub fn io_out(f: sp::Output) -> pb::IoOut {
-    use pb::io_out::Kind;
-    use sp::output::Kind as K;
-    let kind = f.kind.map(|k| match k {
-        K::Data(d) => Kind::Output(pb::Output { stream: d.stream, data: d.data }),
-        K::Exit(e) => Kind::Exit(pb::ProcessExit { code: e.code, error: e.error }),
-        K::Started(pid) => Kind::Started(pid),
-    });
-    pb::IoOut { kind }
 }

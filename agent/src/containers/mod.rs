@@ -30,6 +30,7 @@ mod logopts;
 mod logs;
 mod monitor;
 mod names;
+mod process;
 mod prune;
 mod recover;
 mod remove;
@@ -47,6 +48,7 @@ pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
+pub use process::{EventSender, OutputStream, ProcessEvent, ProcessInput};
 pub use prune::ContainerUsage;
 pub use run::RunEvent;
 
