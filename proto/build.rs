@@ -1,7 +1,13 @@
 //! Compiles the .proto files with the pure-Rust `protox` (no system protoc)
 //! and hands the descriptor set to tonic-prost-build.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/berth/v1/api.proto", "proto/berth/shim/v1/shim.proto"];
+    let files = [
+        "proto/berth/v1/common.proto",
+        "proto/berth/v1/system.proto",
+        "proto/berth/v1/images.proto",
+        "proto/berth/v1/containers.proto",
+        "proto/berth/shim/v1/shim.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -68,7 +68,7 @@ impl pb::containers_server::Containers for ContainersApi {
 
     async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
-        Ok(reply(self.manager.kill(&r.id, &r.signal).await?))
+        Ok(reply(self.manager.kill(&r.id, &convert::kill_signal(&r)).await?))
     }
 
     async fn remove(

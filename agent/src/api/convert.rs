@@ -2,7 +2,8 @@
 use berth_proto::v1 as pb;
 
 use crate::containers::{
-    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, PathStat, RunEvent,
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, OutputStream, PathStat,
+    RunEvent, Status,
 };
 use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
@@ -88,6 +89,31 @@ pub fn container(rec: &ContainerRecord) -> pb::Container {
             .unwrap_or_default(),
         tty: rec.process.tty,
         open_stdin: rec.process.open_stdin,
+        state: container_state(rec.state.status) as i32,
+    }
+}
+
+pub fn container_state(s: Status) -> pb::ContainerState {
+    match s {
+        Status::Created => pb::ContainerState::Created,
+        Status::Running => pb::ContainerState::Running,
+        Status::Paused => pb::ContainerState::Paused,
+        Status::Exited => pb::ContainerState::Exited,
+    }
+}
+
+pub fn output_stream(s: OutputStream) -> pb::OutputStream {
+    match s {
+        OutputStream::Stdout => pb::OutputStream::Stdout,
+        OutputStream::Stderr => pb::OutputStream::Stderr,
+    }
+}
+
+/// A kill's signal: the enum when set, else the text (name or number).
+pub fn kill_signal(r: &pb::KillRequest) -> String {
+    match pb::Signal::try_from(r.sig) {
+        Ok(pb::Signal::Unspecified) | Err(_) => r.signal.clone(),
+        Ok(s) => (s as i32).to_string(),
     }
 }
 
@@ -141,7 +167,12 @@ pub fn copy_to_options(first: &pb::CopyToChunk) -> CopyToOptions {
 }
 
 pub fn log_record(r: LogRecord) -> pb::LogRecord {
-    pb::LogRecord { time: r.time, stream: r.stream, data: r.data }
+    let output = match r.stream.as_str() {
+        "stdout" => pb::OutputStream::Stdout,
+        "stderr" => pb::OutputStream::Stderr,
+        _ => pb::OutputStream::Unspecified,
+    };
+    pb::LogRecord { time: r.time, stream: r.stream, data: r.data, output: output as i32 }
 }
 
 /// One `Run` event; a start failure carries its exit code and the text a
@@ -224,5 +255,33 @@ pub fn exec_options(r: pb::ExecStart) -> ExecOptions {
         tty: r.tty,
         stdin: r.stdin,
         console: (clamp_u16(r.width), clamp_u16(r.height)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The enums say what the texts say; a kill's enum wins over its text.
+    #[test]
+    fn enums_agree_with_the_texts() {
+        for (s, want) in [
+            (Status::Created, pb::ContainerState::Created),
+            (Status::Running, pb::ContainerState::Running),
+            (Status::Paused, pb::ContainerState::Paused),
+            (Status::Exited, pb::ContainerState::Exited),
+        ] {
+            assert_eq!(container_state(s), want);
+            assert_eq!(want.as_str_name().trim_start_matches("CONTAINER_STATE_").to_lowercase(), s.as_str());
+        }
+        let rec = |stream: &str| LogRecord { time: 1, stream: stream.into(), data: b"x".to_vec() };
+        assert_eq!(log_record(rec("stderr")).output, pb::OutputStream::Stderr as i32);
+        assert_eq!(log_record(rec("stdout")).output, pb::OutputStream::Stdout as i32);
+        assert_eq!(log_record(rec("")).output, pb::OutputStream::Unspecified as i32);
+        let kill =
+            |signal: &str, sig: pb::Signal| pb::KillRequest { id: "x".into(), signal: signal.into(), sig: sig as i32 };
+        assert_eq!(kill_signal(&kill("HUP", pb::Signal::Unspecified)), "HUP");
+        assert_eq!(kill_signal(&kill("HUP", pb::Signal::Term)), "15");
+        assert_eq!(kill_signal(&pb::KillRequest { id: "x".into(), signal: "9".into(), sig: 77 }), "9");
     }
 }

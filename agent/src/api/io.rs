@@ -60,7 +60,9 @@ fn io_out(ev: ProcessEvent) -> pb::IoOut {
     use pb::io_out::Kind;
     let kind = match ev {
         ProcessEvent::Started { pid } => Kind::Started(pid),
-        ProcessEvent::Output { stream, data } => Kind::Output(pb::Output { stream: stream.fd(), data }),
+        ProcessEvent::Output { stream, data } => {
+            Kind::Output(pb::Output { stream: super::convert::output_stream(stream) as i32, data })
+        }
         ProcessEvent::Exit { code, error } => Kind::Exit(pb::ProcessExit { code, error }),
     };
     pb::IoOut { kind: Some(kind) }

@@ -24,14 +24,7 @@ pub enum OutputStream {
 }
 
 impl OutputStream {
-    /// The number the wire uses (1, 2: the file descriptor).
-    pub fn fd(self) -> u32 {
-        match self {
-            OutputStream::Stdout => 1,
-            OutputStream::Stderr => 2,
-        }
-    }
-
+    /// The shim's number for it (the file descriptor: 1, 2).
     pub fn from_fd(fd: u32) -> Self {
         if fd == 2 {
             OutputStream::Stderr

@@ -354,16 +354,16 @@ async fn on_signal(c: &Client, s: &Session, name: &str, signo: i32) -> Option<En
     match &s.sig_proxy {
         Some(id) => {
             let mut c = c.clone();
-            let _ = c.containers.kill(pb::KillRequest { id: id.clone(), signal: name.into() }).await;
+            let _ = c.containers.kill(pb::KillRequest { id: id.clone(), signal: name.into(), sig: signo }).await;
             None
         }
         None => Some(End::Signal(signo as u8)),
     }
 }
 
-/// Output bytes as they come: stream 2 to stderr, the rest to stdout.
+/// Output bytes as they come: stderr's to stderr, the rest to stdout.
 fn write_output(o: &pb::Output) -> std::io::Result<()> {
-    if o.stream == 2 {
+    if o.stream == pb::OutputStream::Stderr as i32 {
         let mut e = std::io::stderr().lock();
         e.write_all(&o.data)?;
         e.flush()

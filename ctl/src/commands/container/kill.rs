@@ -22,7 +22,7 @@ pub async fn kill(c: Client, a: KillArgs) -> Result<u8> {
         let mut c = c.clone();
         let signal = a.signal.clone();
         async move {
-            c.containers.kill(pb::KillRequest { id: id.clone(), signal }).await?;
+            c.containers.kill(pb::KillRequest { id: id.clone(), signal, ..Default::default() }).await?;
             outln!("{id}")?;
             Ok(())
         }

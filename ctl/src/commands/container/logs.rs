@@ -75,7 +75,7 @@ pub fn print_record(rec: &pb::LogRecord, timestamps: bool) -> Result<()> {
         buf.push(b' ');
     }
     buf.extend_from_slice(&rec.data);
-    if rec.stream == "stderr" {
+    if rec.output == pb::OutputStream::Stderr as i32 || rec.stream == "stderr" {
         let mut e = std::io::stderr().lock();
         e.write_all(&buf).and_then(|()| e.flush()).map_err(crate::out::output_error)?;
     } else {

@@ -219,7 +219,7 @@ async fn run_streamed(mut c: Client, a: &RunArgs) -> Result<u8> {
             // Nothing to pass it to yet: the signal's own meaning.
             return Ok(code);
         }
-        let _ = c.containers.kill(pb::KillRequest { id: id.clone(), signal: sig.into() }).await;
+        let _ = c.containers.kill(pb::KillRequest { id: id.clone(), signal: sig.into(), ..Default::default() }).await;
     }
 }
 
@@ -292,8 +292,8 @@ async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result
     loop {
         tokio::select! {
             r = &mut printer => { r??; break; }
-            _ = int.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "INT".into() }).await; }
-            _ = term.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "TERM".into() }).await; }
+            _ = int.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "INT".into(), sig: pb::Signal::Int as i32 }).await; }
+            _ = term.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "TERM".into(), sig: pb::Signal::Term as i32 }).await; }
         }
     }
     let w = c.containers.wait(pb::ContainerRef { id: ct.id.clone() }).await?.into_inner();
@@ -313,7 +313,7 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         let stdin = a.interactive && ct.open_stdin;
         io::check_tty(stdin, ct.tty)?;
         let s = container_session(&ct.id, ct.tty, stdin, a.detach_keys);
-        return session_and_start(c, &ct, s, ct.status == "created", false).await;
+        return session_and_start(c, &ct, s, super::list::state(&ct) == pb::ContainerState::Created, false).await;
     }
     let mut code = 0;
     for id in a.containers {
