@@ -16,7 +16,9 @@
 //! * [`shim_start`]: the `berth-shim start` command line and its report
 //!   (pid on stdout, or a message on stderr and the exit code); and,
 //!   with feature `shim-client`, [`shim_client`]: berthd's half of it and
-//!   of the `shim.sock` protocol (`berth.shim.v1`).
+//!   of the `shim.sock` protocol (`berth.shim.v1`);
+//! * with feature `inspect`, [`inspect`]: Docker's inspect documents from
+//!   `berth.v1`'s typed messages, for berthd and berthctl alike.
 #![deny(unsafe_code)]
 
 pub mod annotations;
@@ -30,6 +32,8 @@ pub mod user;
 
 #[cfg(feature = "spec")]
 pub mod defaults;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 #[cfg(feature = "spec")]
 pub mod seccomp;
 #[cfg(feature = "shim-client")]

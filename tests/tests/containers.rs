@@ -434,6 +434,11 @@ fn management_forms_answer_as_the_top_level_verbs() {
     let r = a.ctl(&["container", "run", "--name", "m1", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (3, "out\n", "err\n"), "{r:?}");
     assert_eq!(a.ok(&["container", "logs", "m1"]), a.ok(&["logs", "m1"]));
+    // A process that ends at once still started before it finished.
+    let v: serde_json::Value = serde_json::from_str(&a.ok(&["container", "inspect", "m1"])).unwrap();
+    let (started, finished) =
+        (v[0]["State"]["StartedAt"].as_str().unwrap(), v[0]["State"]["FinishedAt"].as_str().unwrap());
+    assert!(started <= finished, "started {started}, finished {finished}");
     let id = a.ok(&["container", "create", "--name", "m2", IMG, "sleep", "100"]).trim().to_owned();
     assert_eq!(id.len(), 64, "{id}");
     assert_eq!(a.ok(&["container", "start", "m2"]).trim(), "m2");

@@ -105,11 +105,12 @@ impl pb::containers_server::Containers for ContainersApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn inspect(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::InspectResponse>, Status> {
+    async fn inspect(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::InspectContainerResponse>, Status> {
         let rec = self.manager.refresh(&req.into_inner().id).await?;
-        let json = serde_json::to_string_pretty(&convert::container_inspect(&rec))
+        let inspect = convert::container_inspect(&rec);
+        let json = serde_json::to_string_pretty(&berth_contract::inspect::container_document(&inspect))
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(pb::InspectResponse { json }))
+        Ok(Response::new(pb::InspectContainerResponse { json, inspect: Some(inspect) }))
     }
 
     async fn wait(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::WaitResponse>, Status> {

@@ -7,6 +7,7 @@ use crate::containers::{
 };
 use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
+use crate::images::inspect::ImageDetails;
 use crate::images::ImageRecord;
 use crate::registry::auth::Credentials;
 use crate::registry::{PullEvent, PullOptions, PushEvent, PushOptions};
@@ -194,51 +195,42 @@ pub fn run_event(e: RunEvent) -> pb::RunEvent {
     pb::RunEvent { kind: Some(kind) }
 }
 
-fn rfc3339(nanos: i64) -> String {
-    if nanos == 0 {
-        return "0001-01-01T00:00:00Z".into();
+/// `inspect`'s typed message (Docker's document is rendered from it:
+/// `berth_contract::inspect`).
+pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
+    pb::ContainerInspect {
+        container: Some(container(rec)),
+        args: rec.process.args.clone(),
+        env: rec.process.env.clone(),
+        user: rec.process.user.clone(),
+        working_dir: rec.process.cwd.clone(),
+        stop_signal: rec.process.stop_signal.clone(),
+        log_config: crate::containers::log_opts_of(&rec.log),
     }
-    let mut out = Vec::new();
-    berth_contract::log::format_time(&mut out, nanos);
-    String::from_utf8(out).unwrap_or_default()
 }
 
-/// `inspect` output, shaped like Docker's so scripts port over.
-pub fn container_inspect(rec: &ContainerRecord) -> serde_json::Value {
-    let st = &rec.state;
-    serde_json::json!({
-        "Id": rec.id,
-        "Name": format!("/{}", rec.name),
-        "Created": rfc3339(rec.created),
-        "Path": rec.process.args.first().cloned().unwrap_or_default(),
-        "Args": rec.process.args.iter().skip(1).collect::<Vec<_>>(),
-        "Image": rec.image_id,
-        "State": {
-            "Status": st.status.as_str(),
-            "Running": st.status.is_live(),
-            "Paused": st.status == crate::containers::Status::Paused,
-            "OOMKilled": st.oom_killed,
-            "Pid": st.pid,
-            "ExitCode": st.exit_code,
-            "Error": st.error,
-            "StartedAt": rfc3339(st.started_at),
-            "FinishedAt": rfc3339(st.finished_at),
-        },
-        "Config": {
-            "Hostname": rec.process.hostname,
-            "User": rec.process.user,
-            "Env": rec.process.env,
-            "Cmd": rec.process.args,
-            "Image": rec.image,
-            "WorkingDir": rec.process.cwd,
-            "Labels": rec.labels,
-            "StopSignal": rec.process.stop_signal,
-        },
-        "HostConfig": {
-            "AutoRemove": rec.auto_remove,
-            "LogConfig": { "Type": "berth", "Config": crate::containers::log_opts_of(&rec.log) },
-        },
-    })
+pub fn image_inspect(d: ImageDetails) -> pb::ImageInspect {
+    let list = |v: Option<Vec<String>>| v.map(|values| pb::StringList { values });
+    pb::ImageInspect {
+        id: d.id,
+        repo_tags: d.repo_tags,
+        repo_digests: d.repo_digests,
+        created: d.created,
+        size: d.size,
+        architecture: d.architecture,
+        variant: d.variant,
+        os: d.os,
+        env: list(d.env),
+        cmd: list(d.cmd),
+        entrypoint: list(d.entrypoint),
+        working_dir: d.working_dir,
+        user: d.user,
+        has_labels: d.labels.is_some(),
+        labels: d.labels.unwrap_or_default().into_iter().collect(),
+        exposed_ports: list(d.exposed_ports),
+        stop_signal: d.stop_signal,
+        layers: d.layers,
+    }
 }
 
 fn clamp_u16(v: u32) -> u16 {

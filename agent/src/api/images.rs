@@ -163,11 +163,17 @@ impl pb::images_server::Images for ImagesApi {
         Ok(Response::new(pb::RemoveImageResponse { untagged: report.untagged, deleted: report.deleted }))
     }
 
-    async fn inspect(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::InspectResponse>, Status> {
+    async fn inspect(
+        &self,
+        req: Request<pb::InspectImageRequest>,
+    ) -> Result<Response<pb::InspectImageResponse>, Status> {
         let r = req.into_inner();
         let images = self.agent.images.clone();
-        let json = blocking(move || Ok(images.inspect_json(&r.reference)?)).await?;
-        Ok(Response::new(pb::InspectResponse { json }))
+        let details = blocking(move || Ok(images.inspect(&r.reference)?)).await?;
+        let inspect = convert::image_inspect(details);
+        let json = serde_json::to_string_pretty(&berth_contract::inspect::image_document(&inspect))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::InspectImageResponse { json, inspect: Some(inspect) }))
     }
 
     async fn history(&self, req: Request<pb::InspectImageRequest>) -> Result<Response<pb::HistoryResponse>, Status> {

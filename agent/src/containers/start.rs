@@ -54,6 +54,9 @@ impl Manager {
         .await?;
 
         let t_shim = std::time::Instant::now();
+        // Taken before the shim runs: a process that exits at once is seen
+        // to end (the shim's time in `exit.json`) after it started.
+        let started_at = now_nanos();
         let prepared_us = t0.elapsed().as_micros() as u64;
         let config = StartConfig {
             id: ContainerId::parse(&rec.id).map_err(|e| AgentError::Internal(e.to_string()))?,
@@ -83,7 +86,7 @@ impl Manager {
         let shim_us = t_shim.elapsed().as_micros() as u64;
         rec.state.status = Status::Running;
         rec.state.pid = pid;
-        rec.state.started_at = now_nanos();
+        rec.state.started_at = started_at;
         rec.state.finished_at = 0;
         rec.state.exit_code = 0;
         rec.state.exit_signal = None;

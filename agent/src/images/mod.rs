@@ -21,7 +21,7 @@
 //!
 //! Every mutating operation holds one mutex for its whole duration, so the
 //! read-then-write sequences (resolve, reuse a snapshot, GC) see a stable
-//! database; readers (`list`, `resolve`, `inspect_json`) never take it and
+//! database; readers (`list`, `resolve`, `inspect`) never take it and
 //! use redb's snapshot isolation instead. All functions block: berthd calls
 //! them from `spawn_blocking`.
 
@@ -38,7 +38,7 @@ pub mod save;
 pub mod store;
 
 mod import;
-mod inspect;
+pub mod inspect;
 pub(crate) mod load;
 mod meta;
 mod remove;

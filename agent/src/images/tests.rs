@@ -459,25 +459,24 @@ fn tag_and_resolve() {
     assert!(matches!(err, ImageError::InvalidReference(_)));
     assert!(f.svc.tag("nope", "x").unwrap_err().is_not_found());
 
-    let inspect: serde_json::Value = serde_json::from_str(&f.svc.inspect_json(&hex[..8]).unwrap()).unwrap();
-    assert_eq!(inspect["Id"], w.config_digest);
-    assert_eq!(inspect["RepoTags"], json!(["busybox:latest", "localhost:5000/bb:v1"]));
+    let inspect = f.svc.inspect(&hex[..8]).unwrap();
+    assert_eq!(inspect.id, w.config_digest);
+    assert_eq!(inspect.repo_tags, ["busybox:latest", "localhost:5000/bb:v1"]);
     assert_eq!(
-        inspect["RepoDigests"],
-        json!([format!("busybox@{}", w.manifest_digest), format!("localhost:5000/bb@{}", w.manifest_digest)])
+        inspect.repo_digests,
+        [format!("busybox@{}", w.manifest_digest), format!("localhost:5000/bb@{}", w.manifest_digest)]
     );
-    assert_eq!(inspect["Created"], "2024-05-06T07:08:09.123456789Z");
-    assert_eq!(inspect["Os"], "linux");
-    assert_eq!(inspect["Size"], 16);
-    assert_eq!(inspect["Config"]["Cmd"], json!(["sh"]));
-    assert_eq!(inspect["Config"]["Entrypoint"], serde_json::Value::Null);
-    assert_eq!(inspect["Config"]["WorkingDir"], "/srv");
-    assert_eq!(inspect["Config"]["User"], "");
-    assert_eq!(inspect["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
-    assert_eq!(inspect["Config"]["Labels"], json!({"org.example": "yes"}));
-    assert_eq!(inspect["Config"]["StopSignal"], "SIGQUIT");
-    assert_eq!(inspect["RootFS"]["Type"], "layers");
-    assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert_eq!(inspect.created, "2024-05-06T07:08:09.123456789Z");
+    assert_eq!(inspect.os, "linux");
+    assert_eq!(inspect.size, 16);
+    assert_eq!(inspect.cmd, Some(vec!["sh".to_owned()]));
+    assert_eq!(inspect.entrypoint, None);
+    assert_eq!(inspect.working_dir, "/srv");
+    assert_eq!(inspect.user, "");
+    assert_eq!(inspect.exposed_ports, Some(vec!["80/tcp".to_owned()]));
+    assert_eq!(inspect.labels, Some([("org.example".to_owned(), "yes".to_owned())].into()));
+    assert_eq!(inspect.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(inspect.layers.len(), 1);
 }
 
 #[test]

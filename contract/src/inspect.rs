@@ -1,0 +1,172 @@
+//! Docker's `inspect` documents, rendered from `berth.v1`'s typed
+//! messages (`ContainerInspect`, `ImageInspect`). berthd sends the typed
+//! message and, for clients from before it, the document rendered here;
+//! berthctl renders the same document from the typed message. One
+//! renderer, so the two cannot drift.
+use berth_proto::v1 as pb;
+use serde_json::{json, Map, Value};
+
+/// Docker's zero time, for what has not happened (or is not known).
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// RFC 3339 with nanoseconds, or Docker's zero time for 0.
+pub fn rfc3339(nanos: i64) -> String {
+    if nanos == 0 {
+        return ZERO_TIME.into();
+    }
+    let mut out = Vec::new();
+    crate::log::format_time(&mut out, nanos);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn state_text(c: &pb::Container) -> &str {
+    match pb::ContainerState::try_from(c.state) {
+        Ok(pb::ContainerState::Created) => "created",
+        Ok(pb::ContainerState::Running) => "running",
+        Ok(pb::ContainerState::Paused) => "paused",
+        Ok(pb::ContainerState::Exited) => "exited",
+        _ => c.status.as_str(),
+    }
+}
+
+/// `inspect CONTAINER`, shaped like Docker's so scripts port over.
+pub fn container_document(i: &pb::ContainerInspect) -> Value {
+    let default = pb::Container::default();
+    let c = i.container.as_ref().unwrap_or(&default);
+    let status = state_text(c);
+    let labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+    let log: Map<String, Value> = i.log_config.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+    json!({
+        "Id": c.id,
+        "Name": format!("/{}", c.name),
+        "Created": rfc3339(c.created),
+        "Path": i.args.first().cloned().unwrap_or_default(),
+        "Args": i.args.iter().skip(1).collect::<Vec<_>>(),
+        "Image": c.image_id,
+        "State": {
+            "Status": status,
+            "Running": status == "running" || status == "paused",
+            "Paused": status == "paused",
+            "OOMKilled": c.oom_killed,
+            "Pid": c.pid,
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": rfc3339(c.started_at),
+            "FinishedAt": rfc3339(c.finished_at),
+        },
+        "Config": {
+            "Hostname": c.hostname,
+            "User": i.user,
+            "Env": i.env,
+            "Cmd": i.args,
+            "Image": c.image,
+            "WorkingDir": i.working_dir,
+            "Labels": labels,
+            "StopSignal": i.stop_signal,
+        },
+        "HostConfig": {
+            "AutoRemove": c.auto_remove,
+            "LogConfig": { "Type": "berth", "Config": log },
+        },
+    })
+}
+
+fn list(l: &Option<pb::StringList>) -> Value {
+    l.as_ref().map_or(Value::Null, |l| json!(l.values))
+}
+
+/// `image inspect IMAGE`, with the fields berth has, named as Docker's.
+pub fn image_document(i: &pb::ImageInspect) -> Value {
+    let mut config = json!({
+        "Env": list(&i.env),
+        "Cmd": list(&i.cmd),
+        "Entrypoint": list(&i.entrypoint),
+        "WorkingDir": i.working_dir,
+        "User": i.user,
+        "Labels": if i.has_labels { json!(i.labels) } else { Value::Null },
+        "ExposedPorts": i.exposed_ports.as_ref().map_or(Value::Null, |p| {
+            Value::Object(p.values.iter().map(|k| (k.clone(), json!({}))).collect())
+        }),
+    });
+    if let Some(s) = &i.stop_signal {
+        config["StopSignal"] = json!(s);
+    }
+    let mut doc = json!({
+        "Id": i.id,
+        "RepoTags": i.repo_tags,
+        "RepoDigests": i.repo_digests,
+        "Created": i.created,
+        "Size": i.size,
+        "Architecture": i.architecture,
+        "Os": i.os,
+        "Config": config,
+        "RootFS": { "Type": "layers", "Layers": i.layers },
+    });
+    if let Some(v) = &i.variant {
+        doc["Variant"] = json!(v);
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_document_says_what_the_message_says() {
+        let i = pb::ContainerInspect {
+            container: Some(pb::Container {
+                id: "ab".repeat(32),
+                name: "web".into(),
+                image: "busybox".into(),
+                image_id: "sha256:00".into(),
+                created: 1_700_000_000_123_456_789,
+                state: pb::ContainerState::Paused as i32,
+                exit_code: 0,
+                pid: 42,
+                labels: [("a".to_owned(), "b".to_owned())].into(),
+                ..Default::default()
+            }),
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin".into()],
+            log_config: [("max-file".to_owned(), "3".to_owned())].into(),
+            ..Default::default()
+        };
+        let d = container_document(&i);
+        assert_eq!(d["Name"], "/web");
+        assert_eq!(d["Created"], "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(d["Path"], "sh");
+        assert_eq!(d["Args"], json!(["-c", "true"]));
+        assert_eq!(d["State"]["Status"], "paused");
+        assert_eq!(d["State"]["Running"], true);
+        assert_eq!(d["State"]["Paused"], true);
+        assert_eq!(d["State"]["Pid"], 42);
+        assert_eq!(d["State"]["StartedAt"], ZERO_TIME);
+        assert_eq!(d["Config"]["Cmd"], json!(["sh", "-c", "true"]));
+        assert_eq!(d["Config"]["Labels"], json!({"a": "b"}));
+        assert_eq!(d["HostConfig"]["LogConfig"], json!({"Type": "berth", "Config": {"max-file": "3"}}));
+    }
+
+    /// Absent lists are `null`, absent options are left out, as Docker.
+    #[test]
+    fn an_image_document_tells_absent_from_empty() {
+        let mut i = pb::ImageInspect {
+            id: "sha256:11".into(),
+            cmd: Some(pb::StringList { values: vec!["sh".into()] }),
+            exposed_ports: Some(pb::StringList { values: vec!["80/tcp".into()] }),
+            ..Default::default()
+        };
+        let d = image_document(&i);
+        assert_eq!(d["Config"]["Cmd"], json!(["sh"]));
+        assert_eq!(d["Config"]["Env"], Value::Null);
+        assert_eq!(d["Config"]["Labels"], Value::Null);
+        assert_eq!(d["Config"]["ExposedPorts"], json!({"80/tcp": {}}));
+        assert!(d.get("Variant").is_none() && d["Config"].get("StopSignal").is_none(), "{d}");
+        i.variant = Some("v8".into());
+        i.stop_signal = Some("SIGQUIT".into());
+        i.has_labels = true;
+        let d = image_document(&i);
+        assert_eq!((d["Variant"].as_str(), d["Config"]["StopSignal"].as_str()), (Some("v8"), Some("SIGQUIT")));
+        assert_eq!(d["Config"]["Labels"], json!({}));
+    }
+}
