@@ -459,3 +459,33 @@ fn management_forms_answer_as_the_top_level_verbs() {
     assert_eq!(r.stderr.trim(), "Error response from daemon: No such container: nope", "{r:?}");
     a.ok(&["container", "rm", "-f", "m1", "m2"]);
 }
+
+/// `start -a` is one `Run` stream of the existing container: the output of
+/// this start only (not the log of earlier runs, as Docker), the exit code
+/// also of an auto-remove container that is gone right after, and `wait`
+/// on a container that is gone says so.
+#[test]
+fn start_attached_shows_this_run_and_its_code_even_when_removed() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    let r = a.ctl(&["run", "--name", "again", IMG, "sh", "-c", "echo run-$$; exit 5"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    let r = a.ctl(&["start", "-a", "again"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 1, "only this run's line: {r:?}");
+    assert_eq!(a.ok(&["logs", "again"]).lines().count(), 2, "the log keeps both runs");
+    for i in 0..5 {
+        let name = format!("gone{i}");
+        a.ok(&["create", "--rm", "--name", &name, IMG, "sh", "-c", "echo bye; exit 4"]);
+        let r = a.ctl(&["start", "-a", &name]);
+        assert_eq!((r.code, r.stdout.as_str()), (4, "bye\n"), "{r:?}");
+        Agent::eventually("the auto-remove", Duration::from_secs(10), || !a.ok(&["ps", "-a"]).contains(&name));
+        let r = a.ctl(&["wait", &name]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(r.stderr.trim(), format!("Error response from daemon: No such container: {name}"), "{r:?}");
+    }
+    let r = a.ctl(&["start", "-a", "nope"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    a.ok(&["rm", "again"]);
+}

@@ -39,15 +39,21 @@ impl pb::containers_server::Containers for ContainersApi {
 
     async fn run(&self, req: Request<pb::RunRequest>) -> Result<Response<Self::RunStream>, Status> {
         let r = req.into_inner();
-        let opts = convert::create_options(r.create.unwrap_or_default());
-        // A create that fails is this call's status, before any message.
-        let rec = self.manager.create(opts).await?;
+        // A create that fails, or an unknown container, is this call's
+        // status, before any message.
+        let (rec, new) = match r.create {
+            Some(create) => (self.manager.create(convert::create_options(create)).await?, true),
+            None if !r.id.is_empty() => (self.manager.refresh(&r.id).await?, false),
+            None => {
+                return Err(Status::invalid_argument("a run needs a container to create, or the ID of one to start"))
+            }
+        };
         let created = pb::RunEvent { kind: Some(pb::run_event::Kind::Created(convert::container(&rec))) };
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let (err_tx, err_rx) = tokio::sync::mpsc::channel::<Status>(1);
         let m = self.manager.clone();
         tokio::spawn(async move {
-            if let Err(e) = m.run_created(rec, r.detach, tx).await {
+            if let Err(e) = m.run_created(rec, new, r.detach, tx).await {
                 let _ = err_tx.send(e.into()).await;
             }
         });

@@ -172,14 +172,15 @@ impl Manager {
     }
 }
 
-/// Counts one `logs` call for [`Manager::wait_for_log_readers`].
-struct ReaderGuard<'a> {
+/// Counts one `logs` call (or a `run` that still has to read the exit)
+/// for [`Manager::wait_for_log_readers`].
+pub(super) struct ReaderGuard<'a> {
     manager: &'a Manager,
     id: &'a str,
 }
 
 impl<'a> ReaderGuard<'a> {
-    fn new(manager: &'a Manager, id: &'a str) -> Self {
+    pub(super) fn new(manager: &'a Manager, id: &'a str) -> Self {
         *manager.log_readers.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_owned()).or_default() += 1;
         Self { manager, id }
     }

@@ -184,9 +184,6 @@ pub struct Manager {
     /// One lock per container serialises its state changes.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) exits: broadcast::Sender<ExitEvent>,
-    /// Exit codes of auto-removed containers, so a `wait` that comes after
-    /// the removal still gets the code.
-    removed_exits: Mutex<HashMap<String, ExitEvent>>,
     /// Serialises name checks with inserts.
     names_lock: tokio::sync::Mutex<()>,
     /// `logs` calls reading each container's log, and a wake-up for each
@@ -217,7 +214,6 @@ impl Manager {
             cgroups,
             locks: Mutex::default(),
             exits,
-            removed_exits: Mutex::default(),
             names_lock: tokio::sync::Mutex::default(),
             log_readers: Mutex::default(),
             log_reader_done: tokio::sync::Notify::new(),
@@ -309,19 +305,6 @@ impl Manager {
             return self.lookup(&rec.id);
         }
         Ok(rec)
-    }
-
-    pub(crate) fn remember_removed_exit(&self, ev: ExitEvent) {
-        let mut m = self.removed_exits.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() > 4096 {
-            m.clear();
-        }
-        m.insert(ev.id.clone(), ev);
-    }
-
-    pub(crate) fn removed_exit(&self, id: &str) -> Option<ExitEvent> {
-        let m = self.removed_exits.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(id).cloned()
     }
 
     /// Counts by state, for `Info`: all, running, paused, stopped.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use berth_contract::{now_nanos, ExitStatus};
 
-use super::{ContainerRecord, ExitEvent, Manager};
-use crate::error::Result;
+use super::{ContainerError, ContainerRecord, ExitEvent, Manager};
+use crate::error::{AgentError, Result};
 use berth_contract::shim_client::{ShimCallError, ShimClient};
 
 /// Exit code recorded when the real one cannot be known (Docker's choice).
@@ -94,9 +94,6 @@ impl Manager {
         self.put_record(&rec).await?;
         tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");
         let ev = ExitEvent { id: id.to_owned(), exit_code: rec.state.exit_code, error: rec.state.error.clone() };
-        if rec.auto_remove {
-            self.remember_removed_exit(ev.clone());
-        }
         // Waiters learn the exit now; the host clean-up below is not theirs
         // to wait for. It stays under the lock so a restart cannot race it.
         let _ = self.exits.send(ev);
@@ -131,29 +128,22 @@ impl Manager {
     /// Waits until the container has exited and returns its code and error.
     pub async fn wait(self: &Arc<Self>, key: &str) -> Result<ExitEvent> {
         let mut rx = self.exits.subscribe();
-        let rec = match self.refresh(key).await {
-            Ok(r) => r,
-            Err(e) => return self.removed_exit(key).ok_or(e),
-        };
+        let mut rec = self.refresh(key).await?;
         let id = rec.id.clone();
-        let mut status = rec.state.status;
         loop {
-            if !status.is_live() && status != super::Status::Created {
-                // An auto-remove may delete the record between the two
-                // reads: its exit is remembered.
-                return match self.lookup(&id) {
-                    Ok(rec) => Ok(ExitEvent { id, exit_code: rec.state.exit_code, error: rec.state.error }),
-                    Err(e) => self.removed_exit(&id).ok_or(e),
-                };
+            if !rec.state.status.is_live() && rec.state.status != super::Status::Created {
+                return Ok(ExitEvent { id, exit_code: rec.state.exit_code, error: rec.state.error });
             }
             match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
                 Ok(Ok(ev)) if ev.id == id => return Ok(ev),
                 _ => {}
             }
-            match self.refresh(&id).await {
-                Ok(r) => status = r.state.status,
-                Err(e) => return self.removed_exit(&id).ok_or(e),
-            }
+            // Removed meanwhile (an auto-remove whose broadcast this wait
+            // missed): "No such container", as Docker says then.
+            rec = self.refresh(&id).await.map_err(|e| match e {
+                AgentError::Container(ContainerError::NotFound { .. }) => ContainerError::not_found(key).into(),
+                e => e,
+            })?;
         }
     }
 }

@@ -4,11 +4,10 @@
 use anyhow::Result;
 use berth_proto::v1 as pb;
 use clap::{ArgAction, Args};
-use futures::FutureExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
-use super::logs::{print_record, stream_records};
+use super::logs::print_record;
 use crate::client::Client;
 use crate::out::outln;
 use crate::Exit;
@@ -185,9 +184,17 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
 /// `run` without a session, in one `Run` stream: created, started, the
 /// output from its first byte, the exit (or, with `-d`, the ID once it
 /// runs). SIGINT and SIGTERM are passed to the container.
-async fn run_streamed(mut c: Client, a: &RunArgs) -> Result<u8> {
+async fn run_streamed(c: Client, a: &RunArgs) -> Result<u8> {
+    let req = pb::RunRequest { create: Some(request(&a.opts)?), detach: a.detach, ..Default::default() };
+    follow_run(c, req).await
+}
+
+/// Follows a `Run` stream to the container's exit: its output printed, its
+/// code returned; berthd's word on a start that failed printed as Docker
+/// prints it, with 126, 127 or 125.
+async fn follow_run(mut c: Client, req: pb::RunRequest) -> Result<u8> {
     use pb::run_event::Kind;
-    let req = pb::RunRequest { create: Some(request(&a.opts)?), detach: a.detach };
+    let detach = req.detach;
     let mut stream = c.containers.run(req).await?.into_inner();
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -198,7 +205,7 @@ async fn run_streamed(mut c: Client, a: &RunArgs) -> Result<u8> {
                 let Some(ev) = ev? else { anyhow::bail!("berthd ended the run before the container's exit") };
                 match ev.kind {
                     Some(Kind::Created(ct)) => id = ct.id,
-                    Some(Kind::Started(_)) if a.detach => {
+                    Some(Kind::Started(_)) if detach => {
                         outln!("{id}")?;
                         return Ok(0);
                     }
@@ -215,7 +222,7 @@ async fn run_streamed(mut c: Client, a: &RunArgs) -> Result<u8> {
             _ = int.recv() => ("INT", 130),
             _ = term.recv() => ("TERM", 143),
         };
-        if id.is_empty() || a.detach {
+        if id.is_empty() || detach {
             // Nothing to pass it to yet: the signal's own meaning.
             return Ok(code);
         }
@@ -266,40 +273,6 @@ async fn fail_start(c: &mut Client, ct: &pb::Container, rm: bool, s: tonic::Stat
     Err(Exit(start_failure_code(&s)).into())
 }
 
-/// Opens the log stream, starts the container once the agent has the log
-/// open (so no output is missed), prints until the exit, and returns the
-/// container's exit code. SIGINT and SIGTERM are passed to the container.
-async fn attach_and_start(mut c: Client, ct: &pb::Container, rm: bool) -> Result<u8> {
-    let stream =
-        c.containers.logs(pb::LogsRequest { id: ct.id.clone(), follow: true, tail: 0, since: 0 }).await?.into_inner();
-    let (open_tx, open_rx) = tokio::sync::oneshot::channel();
-    let mut open_tx = Some(open_tx);
-    let printer = tokio::spawn(stream_records(stream, false, move || {
-        if let Some(tx) = open_tx.take() {
-            let _ = tx.send(());
-        }
-    }));
-    // If the stream ends before saying it is open, start anyway.
-    let _ = open_rx.await;
-    if let Err(s) = c.containers.start(pb::ContainerRef { id: ct.id.clone() }).await {
-        printer.abort();
-        return fail_start(&mut c, ct, rm, s).await;
-    }
-
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut printer = printer.fuse();
-    loop {
-        tokio::select! {
-            r = &mut printer => { r??; break; }
-            _ = int.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "INT".into(), sig: pb::Signal::Int as i32 }).await; }
-            _ = term.recv() => { let _ = c.containers.kill(pb::KillRequest { id: ct.id.clone(), signal: "TERM".into(), sig: pb::Signal::Term as i32 }).await; }
-        }
-    }
-    let w = c.containers.wait(pb::ContainerRef { id: ct.id.clone() }).await?.into_inner();
-    Ok(w.exit_code.clamp(0, 255) as u8)
-}
-
 pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
     if a.attach || a.interactive {
         if a.containers.len() != 1 {
@@ -307,8 +280,9 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         }
         let ct = super::attach::lookup(&mut c, &a.containers[0]).await?;
         if !(a.interactive || ct.tty || ct.open_stdin) {
-            // Output only, no terminal: from the log, as `run` without -i/-t.
-            return attach_and_start(c, &ct, false).await;
+            // Output only, no terminal: one `Run` stream of the existing
+            // container, as `run` without -i/-t.
+            return follow_run(c, pb::RunRequest { id: ct.id, ..Default::default() }).await;
         }
         let stdin = a.interactive && ct.open_stdin;
         io::check_tty(stdin, ct.tty)?;
