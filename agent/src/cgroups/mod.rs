@@ -4,7 +4,7 @@
 //! the exit. v1 and v2 both go through `cgroups-rs`; the few files it has no
 //! reader for (`memory.events`, `memory.oom_control`) are read directly.
 //!
-//! Every path starts from the driver's [`Hierarchy`]: the host's (found in
+//! Every path starts from the driver's hierarchy: the host's (found in
 //! `/proc/self/mountinfo` for v1, `/sys/fs/cgroup` for v2), or a directory
 //! laid out as the kernel lays out cgroupfs ([`CgroupDriver::at`]), so what
 //! the driver reads and writes can be tested against fixture trees of
