@@ -58,6 +58,32 @@ pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+/// Docker's `units.HumanSize`: decimal units, four significant digits
+/// (`999B`, `1kB`, `1.235MB`), as its pull progress and `cp` show sizes.
+pub fn human_size_4(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        return format!("{n}B");
+    }
+    // Four significant digits, as Go's %.4g in Docker's units.HumanSize.
+    let digits = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let text = format!("{v:.digits$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{}", units[u])
+}
+
 /// Decimal sizes with three significant digits, as Docker: `4.26MB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];

@@ -297,21 +297,7 @@ fn summary(a: &CpArgs, bytes: u64, to: &str) {
     if a.quiet || !std::io::stderr().is_terminal() {
         return;
     }
-    eprintln!("Successfully copied {} to {to}", human(bytes));
-}
-
-/// Decimal units, as Docker's `units.HumanSize`.
-fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}{}", units[i])
+    eprintln!("Successfully copied {} to {to}", crate::table::human_size_4(bytes));
 }
 
 #[cfg(test)]
@@ -358,8 +344,10 @@ mod tests {
 
     #[test]
     fn sizes_read_as_docker_prints_them() {
-        assert_eq!(human(0), "0B");
-        assert_eq!(human(2048), "2.048kB");
-        assert_eq!(human(1_500_000), "1.5MB");
+        assert_eq!(crate::table::human_size_4(0), "0B");
+        assert_eq!(crate::table::human_size_4(2048), "2.048kB");
+        assert_eq!(crate::table::human_size_4(1_500_000), "1.5MB");
+        // Four significant digits, as Docker (not three decimals).
+        assert_eq!(crate::table::human_size_4(15_123_456), "15.12MB");
     }
 }

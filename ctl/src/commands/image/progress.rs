@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 
 use crate::out::outln;
+use crate::table;
 
 /// Layer lines, as `docker pull` and `docker push` draw them.
 pub(crate) struct Progress {
@@ -85,32 +86,7 @@ pub(crate) fn bar(current: u64, total: u64) -> String {
     if filled < WIDTH as usize {
         b.push('>');
     }
-    format!("[{b:<50}] {:>8}/{}", human(current), human(total))
-}
-
-/// Sizes as Docker's progress shows them (decimal units).
-pub(crate) fn human(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        return format!("{n}B");
-    }
-    // Four significant digits, as Go's %.4g in Docker's units.HumanSize.
-    let digits = if v >= 100.0 {
-        1
-    } else if v >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let text = format!("{v:.digits$}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}{}", units[u])
+    format!("[{b:<50}] {:>8}/{}", table::human_size_4(current), table::human_size_4(total))
 }
 
 #[cfg(test)]
@@ -119,12 +95,12 @@ mod tests {
 
     #[test]
     fn sizes_and_bars() {
-        assert_eq!(human(999), "999B");
-        assert_eq!(human(1000), "1kB");
-        assert_eq!(human(1_234_567), "1.235MB");
-        assert_eq!(human(3_400_000), "3.4MB");
-        assert_eq!(human(123_450_000), "123.5MB");
-        assert_eq!(human(20_000_000), "20MB");
+        assert_eq!(table::human_size_4(999), "999B");
+        assert_eq!(table::human_size_4(1000), "1kB");
+        assert_eq!(table::human_size_4(1_234_567), "1.235MB");
+        assert_eq!(table::human_size_4(3_400_000), "3.4MB");
+        assert_eq!(table::human_size_4(123_450_000), "123.5MB");
+        assert_eq!(table::human_size_4(20_000_000), "20MB");
         let b = bar(1, 2);
         assert!(b.starts_with(&format!("[{}>", "=".repeat(25))), "{b}");
         assert!(b.ends_with("1B/2B"), "{b}");
