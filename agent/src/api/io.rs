@@ -2,48 +2,28 @@
 //! become the core's [`ProcessInput`], its [`ProcessEvent`]s become
 //! `IoOut` (the relay itself is the core's: `containers/process.rs`).
 use berth_proto::v1 as pb;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use crate::containers::{ProcessEvent, ProcessInput};
+use crate::containers::{EventSink, ProcessEvent, ProcessInput};
 
 pub type Out = mpsc::Sender<Result<pb::IoOut, Status>>;
 
 /// The client's input, as the core takes it (the first message, which
-/// named the container or the process, is already read).
-pub fn input(mut client: Streaming<pb::IoIn>) -> mpsc::Receiver<ProcessInput> {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Some(Ok(msg)) = client.next().await {
-            let Some(i) = process_input(msg) else { continue };
-            if tx.send(i).await.is_err() {
-                return;
-            }
-        }
-    });
-    rx
+/// named the container or the process, is already read; a broken stream
+/// ends the input).
+pub fn input(client: Streaming<pb::IoIn>) -> impl Stream<Item = ProcessInput> + Send + Unpin + 'static {
+    Box::pin(
+        client
+            .take_while(|m| std::future::ready(m.is_ok()))
+            .filter_map(|m| std::future::ready(m.ok().and_then(process_input))),
+    )
 }
 
-/// A sender for the core's events whose every event goes to the client
-/// as `IoOut`; dropped (and so seen as closed by the core) when the
-/// client goes away.
-pub fn output(out: Out) -> crate::containers::EventSender {
-    let (tx, mut rx) = mpsc::channel::<crate::error::Result<ProcessEvent>>(16);
-    tokio::spawn(async move {
-        loop {
-            let ev = tokio::select! {
-                ev = rx.recv() => ev,
-                _ = out.closed() => return,
-            };
-            let Some(ev) = ev else { return };
-            let msg = ev.map(io_out).map_err(Status::from);
-            if out.send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
-    tx
+/// The core's events, sent to the client as `IoOut`.
+pub fn output(out: Out) -> EventSink<Result<pb::IoOut, Status>> {
+    EventSink { tx: out, map: |ev| ev.map(io_out).map_err(Status::from) }
 }
 
 fn process_input(msg: pb::IoIn) -> Option<ProcessInput> {

@@ -48,7 +48,7 @@ pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
-pub use process::{EventSender, OutputStream, ProcessEvent, ProcessInput};
+pub use process::{EventSink, OutputStream, ProcessEvent, ProcessInput};
 pub use prune::ContainerUsage;
 pub use run::RunEvent;
 

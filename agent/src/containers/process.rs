@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use berth_proto::shim as sp;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::{LogOptions, Manager, ShimStream};
@@ -60,7 +61,20 @@ pub enum ProcessInput {
     Resize { width: u32, height: u32 },
 }
 
-pub type EventSender = mpsc::Sender<Result<ProcessEvent>>;
+/// Where a session's events go: the front end's own channel, each event
+/// turned into its message by `map` as it is sent (no task and no second
+/// channel between the core and the client).
+pub struct EventSink<O> {
+    pub tx: mpsc::Sender<O>,
+    pub map: fn(Result<ProcessEvent>) -> O,
+}
+
+impl<O: Send + 'static> EventSink<O> {
+    /// False once the front end has gone away.
+    async fn send(&self, ev: Result<ProcessEvent>) -> bool {
+        self.tx.send((self.map)(ev)).await.is_ok()
+    }
+}
 
 fn to_shim(input: ProcessInput) -> sp::Input {
     use sp::input::Kind;
@@ -87,17 +101,17 @@ impl Manager {
     /// an attach from the start, whose output the log has from that time
     /// (Unix nanoseconds) on, should the shim vanish before it sent any (it
     /// can end just as the attach reaches it).
-    pub async fn relay_process(
+    pub async fn relay_process<O: Send + 'static>(
         self: &Arc<Self>,
         stream: ShimStream,
-        mut input: mpsc::Receiver<ProcessInput>,
-        out: EventSender,
+        mut input: impl Stream<Item = ProcessInput> + Send + Unpin + 'static,
+        out: EventSink<O>,
         detach: bool,
         replay_since: Option<i64>,
     ) {
         let ShimStream { id, mut rd, mut wr } = stream;
         let forward = tokio::spawn(async move {
-            while let Some(i) = input.recv().await {
+            while let Some(i) = input.next().await {
                 if wr.send(&to_shim(i)).await.is_err() {
                     return;
                 }
@@ -107,7 +121,7 @@ impl Manager {
         loop {
             let frame = tokio::select! {
                 f = rd.recv() => f,
-                _ = out.closed() => break,
+                _ = out.tx.closed() => break,
             };
             match frame {
                 Ok(Some(f)) => {
@@ -115,7 +129,7 @@ impl Manager {
                     relayed_output |= matches!(ev, ProcessEvent::Output { .. });
                     let last = matches!(ev, ProcessEvent::Exit { .. });
                     let started = matches!(ev, ProcessEvent::Started { .. });
-                    if out.send(Ok(ev)).await.is_err() || last || (started && detach) {
+                    if !out.send(Ok(ev)).await || last || (started && detach) {
                         break;
                     }
                 }
@@ -129,7 +143,7 @@ impl Manager {
                             return self.replay_exited(id, code, since, out).await;
                         }
                         None => {
-                            let _ = out.send(Ok(ProcessEvent::Exit { code, error: String::new() })).await;
+                            out.send(Ok(ProcessEvent::Exit { code, error: String::new() })).await;
                         }
                     }
                     break;
@@ -141,7 +155,13 @@ impl Manager {
 
     /// For a container that exited before the attach reached it: its
     /// output since `since` (Unix nanoseconds) from the log, then its exit.
-    pub async fn replay_exited(self: &Arc<Self>, id: String, exit_code: i32, since: i64, out: EventSender) {
+    pub async fn replay_exited<O: Send + 'static>(
+        self: &Arc<Self>,
+        id: String,
+        exit_code: i32,
+        since: i64,
+        out: EventSink<O>,
+    ) {
         let (tx, mut rx) = mpsc::channel(64);
         let reader = {
             let m = self.clone();
@@ -153,14 +173,14 @@ impl Manager {
                 continue;
             }
             let stream = if r.stream == "stderr" { OutputStream::Stderr } else { OutputStream::Stdout };
-            if out.send(Ok(ProcessEvent::Output { stream, data: r.data })).await.is_err() {
+            if !out.send(Ok(ProcessEvent::Output { stream, data: r.data })).await {
                 return;
             }
         }
         if let Ok(Err(e)) = reader.await {
-            let _ = out.send(Err(e)).await;
+            out.send(Err(e)).await;
             return;
         }
-        let _ = out.send(Ok(ProcessEvent::Exit { code: exit_code, error: String::new() })).await;
+        out.send(Ok(ProcessEvent::Exit { code: exit_code, error: String::new() })).await;
     }
 }
