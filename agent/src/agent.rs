@@ -50,7 +50,7 @@ impl Agent {
     pub async fn open(config: &Config, shim: &std::path::Path) -> Result<Arc<Self>> {
         let layout = config.layout();
         crate::server::prepare_dirs(&layout)?;
-        let db = crate::server::open_metadata(&layout, config.reinit_metadata)?;
+        let db = crate::server::metadata::open(&layout, config.reinit_metadata)?;
         let sweep = db.sweep;
         let db = db.db;
         let images = {

@@ -13,7 +13,7 @@ use crate::error::{AgentError, IoContext, Result};
 use crate::shim_binary::SealedShim;
 
 mod authority;
-mod metadata;
+pub(crate) mod metadata;
 mod peers;
 pub mod spans;
 pub use peers::DEFAULT_MAX_PER_UID;
@@ -23,11 +23,6 @@ pub use peers::DEFAULT_MAX_PER_UID;
 pub(crate) fn prepare_dirs(layout: &berth_contract::Layout) -> Result<()> {
     private_dir(layout.root(), 0o700)?;
     private_dir(layout.state(), 0o711)
-}
-
-/// The metadata database, guarded against a lost one (`metadata.rs`).
-pub(crate) fn open_metadata(layout: &berth_contract::Layout, reinit: bool) -> Result<metadata::Opened> {
-    metadata::open(layout, reinit)
 }
 
 /// Gives the socket to its group: the one asked for (which must exist), or

@@ -19,13 +19,30 @@ pub fn rfc3339(nanos: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// The container's state: the enum, or the text a berthd from before the
+/// enum sends.
+pub fn container_state(c: &pb::Container) -> pb::ContainerState {
+    use pb::ContainerState as S;
+    match S::try_from(c.state) {
+        Ok(s) if s != S::Unspecified => s,
+        _ => match c.status.as_str() {
+            "created" => S::Created,
+            "running" => S::Running,
+            "paused" => S::Paused,
+            "exited" => S::Exited,
+            _ => S::Unspecified,
+        },
+    }
+}
+
+/// The state as Docker's documents name it.
 fn state_text(c: &pb::Container) -> &str {
-    match pb::ContainerState::try_from(c.state) {
-        Ok(pb::ContainerState::Created) => "created",
-        Ok(pb::ContainerState::Running) => "running",
-        Ok(pb::ContainerState::Paused) => "paused",
-        Ok(pb::ContainerState::Exited) => "exited",
-        _ => c.status.as_str(),
+    match container_state(c) {
+        pb::ContainerState::Created => "created",
+        pb::ContainerState::Running => "running",
+        pb::ContainerState::Paused => "paused",
+        pb::ContainerState::Exited => "exited",
+        pb::ContainerState::Unspecified => c.status.as_str(),
     }
 }
 
@@ -145,6 +162,19 @@ mod tests {
         assert_eq!(d["Config"]["Cmd"], json!(["sh", "-c", "true"]));
         assert_eq!(d["Config"]["Labels"], json!({"a": "b"}));
         assert_eq!(d["HostConfig"]["LogConfig"], json!({"Type": "berth", "Config": {"max-file": "3"}}));
+    }
+
+    /// The enum says the state; a berthd from before it says it in text.
+    #[test]
+    fn the_state_is_the_enum_else_the_text() {
+        let c = |state: pb::ContainerState, status: &str| pb::Container {
+            state: state as i32,
+            status: status.into(),
+            ..Default::default()
+        };
+        assert_eq!(container_state(&c(pb::ContainerState::Running, "exited")), pb::ContainerState::Running);
+        assert_eq!(container_state(&c(pb::ContainerState::Unspecified, "paused")), pb::ContainerState::Paused);
+        assert_eq!(container_state(&c(pb::ContainerState::Unspecified, "odd")), pb::ContainerState::Unspecified);
     }
 
     /// Absent lists are `null`, absent options are left out, as Docker.

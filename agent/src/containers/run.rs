@@ -49,16 +49,12 @@ impl Manager {
         // is missed. An exited one's is opened after (a reader opened on
         // an exited container ends at once); its records from `since` on
         // are in the file by then.
-        let (mut reader, mut log_rx) = (None, None);
-        if new && !detach {
-            let (task, rx) = self.open_log(&id, since).await?;
-            (reader, log_rx) = (Some(task), Some(rx));
-        }
+        let log = if new && !detach { Some(self.open_log(&id, since).await?) } else { None };
         let started = match self.start(&id).await {
             Ok(rec) => rec,
             Err(e) => {
-                if let Some(t) = reader {
-                    t.abort();
+                if let Some((reader, _)) = log {
+                    reader.abort();
                 }
                 if new && rec.auto_remove {
                     drop(_reading);
@@ -79,11 +75,10 @@ impl Manager {
         if detach {
             return Ok(());
         }
-        if reader.is_none() {
-            let (task, rx) = self.open_log(&id, since).await?;
-            (reader, log_rx) = (Some(task), Some(rx));
-        }
-        let (Some(reader), Some(mut log_rx)) = (reader, log_rx) else { return Ok(()) };
+        let (reader, mut log_rx) = match log {
+            Some(log) => log,
+            None => self.open_log(&id, since).await?,
+        };
         while let Some(r) = log_rx.recv().await {
             if tx.send(RunEvent::Log(r)).await.is_err() {
                 // Dropping the receiver ends the log reader.
@@ -103,9 +98,7 @@ impl Manager {
         let _ = tx.send(RunEvent::Exit(exit)).await;
         Ok(())
     }
-}
 
-impl Manager {
     /// A follow reader of `id`'s log from `since`, once it has the log open
     /// (its first record, the open mark, is taken here).
     async fn open_log(

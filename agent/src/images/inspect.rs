@@ -9,8 +9,7 @@ use chrono::SecondsFormat;
 use super::reference;
 use super::{repositories, ImageError, ImageRecord, ImageService};
 
-/// Docker's zero time, for images whose config has no creation time.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+use berth_contract::inspect::ZERO_TIME;
 
 /// One image as `inspect` shows it. `None` is what Docker shows as `null`
 /// (or leaves out: `variant`, `stop_signal`).

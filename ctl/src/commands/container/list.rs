@@ -30,26 +30,11 @@ pub struct PsArgs {
 /// `Up 3 seconds`, `Exited (0) 12 seconds ago`, `Created`.
 pub fn status_text(c: &pb::Container) -> String {
     use pb::ContainerState as S;
-    match state(c) {
+    match berth_contract::inspect::container_state(c) {
         S::Running => format!("Up {}", table::human_duration(table::ago_nanos(c.started_at))),
         S::Paused => format!("Up {} (Paused)", table::human_duration(table::ago_nanos(c.started_at))),
         S::Exited => format!("Exited ({}) {} ago", c.exit_code, table::human_duration(table::ago_nanos(c.finished_at))),
         S::Created | S::Unspecified => "Created".into(),
-    }
-}
-
-/// The container's state; from the text when berthd is older than the
-/// enum.
-pub fn state(c: &pb::Container) -> pb::ContainerState {
-    match pb::ContainerState::try_from(c.state) {
-        Ok(s) if s != pb::ContainerState::Unspecified => s,
-        _ => match c.status.as_str() {
-            "created" => pb::ContainerState::Created,
-            "running" => pb::ContainerState::Running,
-            "paused" => pb::ContainerState::Paused,
-            "exited" => pb::ContainerState::Exited,
-            _ => pb::ContainerState::Unspecified,
-        },
     }
 }
 

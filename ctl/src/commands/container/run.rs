@@ -287,7 +287,14 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         let stdin = a.interactive && ct.open_stdin;
         io::check_tty(stdin, ct.tty)?;
         let s = container_session(&ct.id, ct.tty, stdin, a.detach_keys);
-        return session_and_start(c, &ct, s, super::list::state(&ct) == pb::ContainerState::Created, false).await;
+        return session_and_start(
+            c,
+            &ct,
+            s,
+            berth_contract::inspect::container_state(&ct) == pb::ContainerState::Created,
+            false,
+        )
+        .await;
     }
     let mut code = 0;
     for id in a.containers {
