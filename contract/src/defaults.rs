@@ -1,6 +1,7 @@
 //! What every berth container gets unless asked otherwise: Docker's
 //! defaults, shared by berthd (which writes the spec) and the shim's tests.
 
+#[cfg(feature = "spec")]
 /// Docker's default capability set: these 14 and no others. berthd puts
 /// them in every spec it writes.
 pub const DEFAULT_CAPABILITIES: [oci_spec::runtime::Capability; 14] = {
@@ -23,6 +24,7 @@ pub const DEFAULT_CAPABILITIES: [oci_spec::runtime::Capability; 14] = {
     ]
 };
 
+#[cfg(feature = "spec")]
 /// The namespaces every berth container gets (Docker's set, plus cgroup).
 pub const DEFAULT_NAMESPACES: [oci_spec::runtime::LinuxNamespaceType; 6] = {
     use oci_spec::runtime::LinuxNamespaceType as N;

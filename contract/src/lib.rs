@@ -10,9 +10,10 @@
 //! * [`annotations`]: the `berth.*` keys berthd writes into a spec and the
 //!   shim reads;
 //! * [`user`]: the uid/gid range every user spec is checked against;
-//! * [`defaults`] and [`seccomp`] (feature `spec`): the default
-//!   capabilities and namespaces, Docker's seccomp profile and its
-//!   compiler;
+//! * [`defaults`]: the default `PATH` and, with feature `spec`, the
+//!   default capabilities and namespaces;
+//! * [`seccomp`] (feature `seccomp`): compiled programs as `seccomp.bpf`
+//!   holds them; with feature `spec`, Docker's profile and its compiler;
 //! * [`shim_start`]: the `berth-shim start` command line and its report
 //!   (pid on stdout, or a message on stderr and the exit code); and,
 //!   with feature `shim-client`, [`shim_client`]: berthd's half of it and
@@ -30,11 +31,10 @@ pub mod log;
 pub mod shim_start;
 pub mod user;
 
-#[cfg(feature = "spec")]
 pub mod defaults;
 #[cfg(feature = "inspect")]
 pub mod inspect;
-#[cfg(feature = "spec")]
+#[cfg(feature = "seccomp")]
 pub mod seccomp;
 #[cfg(feature = "shim-client")]
 pub mod shim_client;

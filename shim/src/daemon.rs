@@ -34,7 +34,7 @@ use crate::init;
 use crate::logfile::LogFile;
 use crate::service::{self, Running};
 use crate::spec;
-use berth_contract::fs::atomic_write;
+use berth_contract::fs::atomic_replace;
 use berth_contract::shim_start::{StartConfig, StartOutcome};
 use berth_contract::{ContainerPaths, ExitStatus};
 
@@ -198,7 +198,8 @@ fn start(paths: &ContainerPaths) -> Result<Running, ShimError> {
     };
     let interactive = plan.stdio.terminal.is_some() || plan.stdio.open_stdin;
     let running = Running { pid, io, interactive, listener, log, cgroup_join: plan.cgroup_join, process: plan.process };
-    if let Err(e) = atomic_write(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {
+    // In the state dir: gone with the host's tmpfs at boot, so no fsync.
+    if let Err(e) = atomic_replace(&paths.shim_pid(), format!("{}\n", std::process::id()).as_bytes()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(ShimError::sys(format!("write {}", paths.shim_pid().display()), e));

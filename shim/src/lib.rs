@@ -25,6 +25,7 @@ pub mod error;
 pub mod exec;
 pub mod init;
 pub mod namespaces;
+pub mod oci;
 pub mod pty;
 pub mod reaper;
 pub mod rootfs;

@@ -18,10 +18,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
 use crate::error::ShimError;
 use crate::init::InitError;
+use crate::oci::{Namespace, NamespaceType};
 
 /// The namespaces of one container, ready for the clone.
 #[derive(Debug)]
@@ -40,22 +40,22 @@ pub struct NsPlan {
 impl NsPlan {
     /// Reads `linux.namespaces`. A private mount namespace is required: the
     /// rootfs must never be mounted on the host.
-    pub fn new(list: &[LinuxNamespace]) -> Result<Self, ShimError> {
+    pub fn new(list: &[Namespace]) -> Result<Self, ShimError> {
         let mut plan =
             Self { clone_flags: CloneFlags::empty(), unshare_cgroup: false, join: Vec::new(), join_pid: None };
         let mut has_mount = false;
         for ns in list {
-            let flag = match ns.typ() {
-                LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-                LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
-                LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
-                LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
-                LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
-                LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+            let flag = match ns.typ {
+                NamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+                NamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+                NamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+                NamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+                NamespaceType::Network => CloneFlags::CLONE_NEWNET,
+                NamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
                 other => return Err(ShimError::Spec(format!("{other:?} namespaces are not supported"))),
             };
             has_mount |= flag == CloneFlags::CLONE_NEWNS;
-            match ns.path() {
+            match &ns.path {
                 Some(path) => {
                     let fd = File::open(path)
                         .map_err(|e| ShimError::sys(format!("open namespace {}", path.display()), e))?;
@@ -133,21 +133,20 @@ pub fn loopback_up() -> Result<(), InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxNamespaceBuilder;
 
-    fn ns(t: LinuxNamespaceType) -> LinuxNamespace {
-        LinuxNamespaceBuilder::default().typ(t).build().unwrap()
+    fn ns(typ: NamespaceType) -> Namespace {
+        Namespace { typ, path: None }
     }
 
     #[test]
     fn docker_set_is_cloned_and_cgroup_unshared() {
         let list: Vec<_> = [
-            LinuxNamespaceType::Mount,
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Network,
-            LinuxNamespaceType::Cgroup,
+            NamespaceType::Mount,
+            NamespaceType::Pid,
+            NamespaceType::Uts,
+            NamespaceType::Ipc,
+            NamespaceType::Network,
+            NamespaceType::Cgroup,
         ]
         .into_iter()
         .map(ns)
@@ -167,9 +166,9 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let err = NsPlan::new(&[ns(LinuxNamespaceType::Pid)]).unwrap_err();
+        let err = NsPlan::new(&[ns(NamespaceType::Pid)]).unwrap_err();
         assert!(err.to_string().starts_with("a mount namespace is required"));
-        let err = NsPlan::new(&[ns(LinuxNamespaceType::Mount), ns(LinuxNamespaceType::User)]).unwrap_err();
+        let err = NsPlan::new(&[ns(NamespaceType::Mount), ns(NamespaceType::User)]).unwrap_err();
         assert_eq!(err.to_string(), "User namespaces are not supported");
     }
 }

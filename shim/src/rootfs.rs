@@ -19,12 +19,12 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::statvfs::FsFlags;
-use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::error::ShimError;
 use crate::init::InitError;
+use crate::oci::{DeviceType, Mount, Spec};
 use berth_contract::annotations as key;
 use berth_contract::ContainerPaths;
 
@@ -107,8 +107,8 @@ impl RootfsPlan {
     /// Reads `root`, `mounts`, `linux.devices`, the masked and read-only
     /// paths, and berth's rootfs annotations.
     pub fn new(spec: &Spec, paths: &ContainerPaths, annotations: &HashMap<String, String>) -> Result<Self, ShimError> {
-        let root = spec.root().as_ref().ok_or_else(|| ShimError::Spec("config.json has no root".into()))?;
-        let path = paths.dir().join(root.path());
+        let root = spec.root.as_ref().ok_or_else(|| ShimError::Spec("config.json has no root".into()))?;
+        let path = paths.dir().join(&root.path);
         let overlay = match annotations.get(key::LOWERDIR).filter(|l| !l.is_empty()) {
             Some(lower) => {
                 let upper = annotations.get(key::UPPERDIR).map_or_else(|| paths.upper(), PathBuf::from);
@@ -124,8 +124,8 @@ impl RootfsPlan {
             }
             None => None,
         };
-        let linux = spec.linux().as_ref();
-        let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let linux = spec.linux.as_ref();
+        let propagation = match linux.and_then(|l| l.rootfs_propagation.as_deref()) {
             None | Some("") | Some("slave") | Some("rslave") => MsFlags::MS_SLAVE,
             Some("private") | Some("rprivate") => MsFlags::MS_PRIVATE,
             Some("shared") | Some("rshared") => MsFlags::MS_SHARED,
@@ -134,33 +134,29 @@ impl RootfsPlan {
         };
         let cgroup2 =
             rustix::fs::statfs("/sys/fs/cgroup").map(|s| s.f_type as u64 == CGROUP2_SUPER_MAGIC).unwrap_or(false);
-        let mounts = spec
-            .mounts()
-            .iter()
-            .flatten()
-            .map(|m| MountPlan::new(m, paths.dir(), cgroup2))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mounts =
+            spec.mounts.iter().map(|m| MountPlan::new(m, paths.dir(), cgroup2)).collect::<Result<Vec<_>, _>>()?;
         let dev_tmpfs = mounts.iter().any(|m| m.rel == Path::new("dev") && m.fstype.as_deref() == Some("tmpfs"));
         let mut devices = Vec::new();
-        for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
-            let kind = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
-                LinuxDeviceType::B => FileType::BlockDevice,
-                LinuxDeviceType::P => FileType::Fifo,
-                LinuxDeviceType::A => {
+        for d in linux.map(|l| &l.devices[..]).unwrap_or_default() {
+            let kind = match d.typ {
+                DeviceType::Char => FileType::CharacterDevice,
+                DeviceType::Block => FileType::BlockDevice,
+                DeviceType::Fifo => FileType::Fifo,
+                DeviceType::All => {
                     return Err(ShimError::Spec(format!(
                         "device {}: type a is for cgroup rules only",
-                        d.path().display()
+                        d.path.display()
                     )))
                 }
             };
             devices.push(DevicePlan {
-                rel: absolute_rel(d.path(), "device")?,
+                rel: absolute_rel(&d.path, "device")?,
                 kind,
-                mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-                dev: rustix::fs::makedev(d.major() as u32, d.minor() as u32),
-                uid: d.uid(),
-                gid: d.gid(),
+                mode: d.file_mode.unwrap_or(0o666) & 0o7777,
+                dev: rustix::fs::makedev(d.major as u32, d.minor as u32),
+                uid: d.uid,
+                gid: d.gid,
             });
         }
         let list = |v: Option<&Vec<String>>| -> Vec<PathBuf> {
@@ -169,13 +165,13 @@ impl RootfsPlan {
         Ok(Self {
             path,
             overlay,
-            readonly: root.readonly().unwrap_or(false),
+            readonly: root.readonly,
             propagation,
             mounts,
             dev_tmpfs,
             devices,
-            masked_paths: list(linux.and_then(|l| l.masked_paths().as_ref())),
-            readonly_paths: list(linux.and_then(|l| l.readonly_paths().as_ref())),
+            masked_paths: list(linux.map(|l| &l.masked_paths)),
+            readonly_paths: list(linux.map(|l| &l.readonly_paths)),
         })
     }
 }
@@ -184,14 +180,14 @@ impl MountPlan {
     /// Converts one OCI mount. Bind sources are host paths (relative ones
     /// are relative to the bundle) and must exist.
     pub fn new(m: &Mount, bundle: &Path, cgroup2_host: bool) -> Result<Self, ShimError> {
-        let destination = m.destination().clone();
+        let destination = m.destination.clone();
         let rel = absolute_rel(&destination, "mount destination")?;
-        let opts = parse_options(m.options().as_deref().unwrap_or_default());
-        let typ = m.typ().as_deref().unwrap_or("");
+        let opts = parse_options(&m.options);
+        let typ = m.typ.as_deref().unwrap_or("");
         let mut plan = Self {
             destination,
             rel,
-            source: m.source().clone(),
+            source: m.source.clone(),
             fstype: Some(typ.to_owned()),
             flags: opts.flags,
             data: Some(opts.data.join(",")).filter(|d| !d.is_empty()),
@@ -200,7 +196,7 @@ impl MountPlan {
             file: false,
         };
         if opts.bind || typ == "bind" {
-            let source = bundle.join(m.source().as_ref().ok_or_else(|| {
+            let source = bundle.join(m.source.as_ref().ok_or_else(|| {
                 ShimError::Spec(format!("bind mount on {} has no source", plan.destination.display()))
             })?);
             let meta = std::fs::metadata(&source)
@@ -580,7 +576,6 @@ pub fn ensure_in_root(root: &OwnedFd, rel: &Path, file: bool) -> rustix::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::MountBuilder;
 
     fn strings(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
@@ -619,7 +614,7 @@ mod tests {
     }
 
     fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Mount {
-        MountBuilder::default().destination(dest).typ(typ).source(source).options(strings(opts)).build().unwrap()
+        Mount { destination: dest.into(), typ: Some(typ.into()), source: Some(source.into()), options: strings(opts) }
     }
 
     #[test]

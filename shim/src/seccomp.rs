@@ -4,7 +4,8 @@
 //! needs when no-new-privileges is off). The profile, Docker's, and its
 //! compiler are the contract's (`berth_contract::seccomp`): berthd
 //! compiles once and writes `seccomp.bpf` beside `config.json`; the shim
-//! compiles `linux.seccomp` itself only when no program is given.
+//! only reads the program and loads it (a spec with a profile and no
+//! program is refused).
 #![allow(unsafe_code)]
 
 use berth_contract::seccomp::Program;

@@ -1,5 +1,5 @@
-//! `config.json` (an OCI runtime spec written by berthd with `oci-spec`)
-//! turned into a [`Plan`]: everything the container's init needs, checked,
+//! `config.json` (an OCI runtime spec written by berthd, read through the
+//! shim's own model of it, [`crate::oci`]) turned into a [`Plan`]: everything the container's init needs, checked,
 //! converted (C strings, flags, file descriptors of namespaces to join) and
 //! resolved against the host *before* the fork, so the init does as little
 //! as possible between clone and exec and a bad spec fails early with a
@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
 use nix::sys::resource::Resource;
-use oci_spec::runtime::{Capabilities, PosixRlimitType, Spec};
 
 use crate::error::ShimError;
 use crate::namespaces::NsPlan;
+use crate::oci::{Linux, Spec};
 use crate::rootfs::RootfsPlan;
 use crate::user::UserRequest;
 use berth_contract::annotations as key;
@@ -109,11 +109,10 @@ pub fn load(paths: &ContainerPaths) -> Result<Spec, ShimError> {
 
 /// Builds the plan; every error here is the spec's fault.
 pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
-    let empty = HashMap::new();
-    let annotations = spec.annotations().as_ref().unwrap_or(&empty);
-    let linux = spec.linux().as_ref().ok_or_else(|| ShimError::Spec("config.json has no linux section".into()))?;
-    let namespaces = NsPlan::new(linux.namespaces().as_deref().unwrap_or_default())?;
-    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    let annotations = &spec.annotations;
+    let linux = spec.linux.as_ref().ok_or_else(|| ShimError::Spec("config.json has no linux section".into()))?;
+    let namespaces = NsPlan::new(&linux.namespaces)?;
+    let hostname = spec.hostname.clone().filter(|h| !h.is_empty());
     if hostname.is_some() && !namespaces.new_uts() {
         return Err(ShimError::Spec("cannot set the hostname without a private UTS namespace".into()));
     }
@@ -122,7 +121,7 @@ pub fn plan(spec: &Spec, paths: &ContainerPaths) -> Result<Plan, ShimError> {
         None => Vec::new(),
     };
     let mut sysctl = Vec::new();
-    for (key, value) in linux.sysctl().iter().flatten() {
+    for (key, value) in &linux.sysctl {
         let rel = key.replace('.', "/");
         if rel.split('/').any(|c| c.is_empty() || c == "..") {
             return Err(ShimError::Spec(format!("invalid sysctl {key:?}")));
@@ -164,9 +163,9 @@ fn log_limits(annotations: &HashMap<String, String>) -> Result<LogLimits, ShimEr
 }
 
 fn stdio_plan(spec: &Spec, annotations: &HashMap<String, String>) -> StdioPlan {
-    let process = spec.process().as_ref();
-    let terminal = process.filter(|p| p.terminal() == Some(true)).map(|p| match p.console_size() {
-        Some(b) => (b.width().min(u64::from(u16::MAX)) as u16, b.height().min(u64::from(u16::MAX)) as u16),
+    let process = spec.process.as_ref();
+    let terminal = process.filter(|p| p.terminal).map(|p| match p.console_size {
+        Some(b) => (b.width.min(u64::from(u16::MAX)) as u16, b.height.min(u64::from(u16::MAX)) as u16),
         None => (0, 0),
     });
     StdioPlan { terminal, open_stdin: annotations.get(key::STDIN).is_some_and(|v| v == "true") }
@@ -193,25 +192,22 @@ impl ProcessPlan {
             env: c_strings(env, "exec env")?,
             path: env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned(),
             cwd,
-            user: UserRequest::new(Some(user), &oci_spec::runtime::User::default()),
+            user: UserRequest::new(Some(user), &crate::oci::User::default()),
             ..self.clone()
         })
     }
 }
 
-/// `linux.seccomp` as a program: the one berthd compiled, else compiled
-/// here.
-fn seccomp_plan(
-    linux: &oci_spec::runtime::Linux,
-    paths: &ContainerPaths,
-) -> Result<Option<std::sync::Arc<Program>>, ShimError> {
-    let Some(profile) = linux.seccomp() else { return Ok(None) };
-    let program = match std::fs::read(paths.seccomp_program()) {
-        Ok(bytes) => Program::from_bytes(&bytes)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => berth_contract::seccomp::compile(profile)?,
-        Err(e) => return Err(ShimError::sys(format!("read {}", paths.seccomp_program().display()), e)),
-    };
-    Ok(Some(std::sync::Arc::new(program)))
+/// `linux.seccomp` as the program berthd compiled into `seccomp.bpf`. A
+/// spec with a profile and no program is refused: the container never runs
+/// without the filter it was given.
+fn seccomp_plan(linux: &Linux, paths: &ContainerPaths) -> Result<Option<std::sync::Arc<Program>>, ShimError> {
+    if linux.seccomp.is_none() {
+        return Ok(None);
+    }
+    let path = paths.seccomp_program();
+    let bytes = std::fs::read(&path).map_err(|e| ShimError::sys(format!("read {}", path.display()), e))?;
+    Ok(Some(std::sync::Arc::new(Program::from_bytes(&bytes)?)))
 }
 
 fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
@@ -228,45 +224,46 @@ fn parse_cgroup_join(json: &str) -> Result<Vec<PathBuf>, ShimError> {
 }
 
 fn process_plan(spec: &Spec, annotations: &HashMap<String, String>) -> Result<ProcessPlan, ShimError> {
-    let process = spec.process().as_ref().ok_or_else(|| ShimError::Spec("config.json has no process".into()))?;
-    let args = process.args().clone().unwrap_or_default();
+    let process = spec.process.as_ref().ok_or_else(|| ShimError::Spec("config.json has no process".into()))?;
+    let args = &process.args;
     let arg0 = args
         .first()
         .filter(|a| !a.is_empty())
         .cloned()
         .ok_or_else(|| ShimError::Spec("process.args is empty".into()))?;
-    let env = process.env().clone().unwrap_or_default();
+    let env = &process.env;
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH).to_owned();
-    let cwd = process.cwd().clone();
+    let cwd = process.cwd.clone();
     if !cwd.is_absolute() {
         return Err(ShimError::Spec(format!("process.cwd {} is not absolute", cwd.display())));
     }
-    let rlimits = process.rlimits().iter().flatten().map(|r| (resource(r.typ()), r.soft(), r.hard())).collect();
+    let rlimits =
+        process.rlimits.iter().map(|r| Ok((resource(&r.typ)?, r.soft, r.hard))).collect::<Result<_, ShimError>>()?;
     Ok(ProcessPlan {
-        args: c_strings(&args, "process.args")?,
+        args: c_strings(args, "process.args")?,
         arg0,
         env_has_home: env.iter().any(|e| e.starts_with("HOME=")),
-        env: c_strings(&env, "process.env")?,
+        env: c_strings(env, "process.env")?,
         path,
         cwd,
-        user: UserRequest::new(annotations.get(key::USER).map(String::as_str), process.user()),
-        umask: process.user().umask().unwrap_or(0o022),
-        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        user: UserRequest::new(annotations.get(key::USER).map(String::as_str), &process.user),
+        umask: process.user.umask.unwrap_or(0o022),
+        no_new_privileges: process.no_new_privileges,
         capabilities: process
-            .capabilities()
+            .capabilities
             .as_ref()
             .map(|c| -> Result<CapsPlan, ShimError> {
                 Ok(CapsPlan {
-                    bounding: caps_set(c.bounding())?,
-                    effective: caps_set(c.effective())?,
-                    permitted: caps_set(c.permitted())?,
-                    inheritable: caps_set(c.inheritable())?,
-                    ambient: caps_set(c.ambient())?,
+                    bounding: caps_set(&c.bounding)?,
+                    effective: caps_set(&c.effective)?,
+                    permitted: caps_set(&c.permitted)?,
+                    inheritable: caps_set(&c.inheritable)?,
+                    ambient: caps_set(&c.ambient)?,
                 })
             })
             .transpose()?,
         rlimits,
-        oom_score_adj: process.oom_score_adj(),
+        oom_score_adj: process.oom_score_adj,
         shim_exe: std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino())),
         seccomp: None,
     })
@@ -278,36 +275,35 @@ fn c_strings(list: &[String], what: &str) -> Result<Vec<CString>, ShimError> {
         .collect()
 }
 
-/// An OCI capability set in the `caps` crate's type (`CAP_` + the name).
-fn caps_set(set: &Option<Capabilities>) -> Result<CapsHashSet, ShimError> {
-    set.iter()
-        .flatten()
-        .map(|c| {
-            let name = format!("CAP_{c}");
-            name.parse::<caps::Capability>().map_err(|_| ShimError::Spec(format!("unknown capability {name}")))
-        })
+/// An OCI capability set (`CAP_CHOWN`, ...) in the `caps` crate's type.
+fn caps_set(names: &[String]) -> Result<CapsHashSet, ShimError> {
+    names
+        .iter()
+        .map(|name| name.parse::<caps::Capability>().map_err(|_| ShimError::Spec(format!("unknown capability {name}"))))
         .collect()
 }
 
-fn resource(t: PosixRlimitType) -> Resource {
-    match t {
-        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
-        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
-        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
-        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
-        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
-        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
-        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
-        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
-        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
-        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
-        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
-        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
-        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
-        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
-        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
-        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
-    }
+/// `RLIMIT_NOFILE` and the like: the limits the spec names.
+fn resource(name: &str) -> Result<Resource, ShimError> {
+    Ok(match name {
+        "RLIMIT_CPU" => Resource::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => Resource::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => Resource::RLIMIT_DATA,
+        "RLIMIT_STACK" => Resource::RLIMIT_STACK,
+        "RLIMIT_CORE" => Resource::RLIMIT_CORE,
+        "RLIMIT_RSS" => Resource::RLIMIT_RSS,
+        "RLIMIT_NPROC" => Resource::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => Resource::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => Resource::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => Resource::RLIMIT_AS,
+        "RLIMIT_LOCKS" => Resource::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => Resource::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => Resource::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => Resource::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => Resource::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => Resource::RLIMIT_RTTIME,
+        other => return Err(ShimError::Spec(format!("unknown rlimit {other:?}"))),
+    })
 }
 
 #[cfg(test)]
@@ -317,7 +313,8 @@ mod tests {
 
     #[test]
     fn capability_names_map_to_caps() {
-        let set: Capabilities = [
+        // As berthd writes them (oci-spec's names).
+        let set: Vec<String> = [
             Capability::Chown,
             Capability::NetBindService,
             Capability::AuditWrite,
@@ -326,8 +323,9 @@ mod tests {
             Capability::SysAdmin,
         ]
         .into_iter()
+        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_owned())
         .collect();
-        let got = caps_set(&Some(set)).unwrap();
+        let got = caps_set(&set).unwrap();
         for want in [
             caps::Capability::CAP_CHOWN,
             caps::Capability::CAP_NET_BIND_SERVICE,
@@ -339,6 +337,15 @@ mod tests {
             assert!(got.contains(&want), "{want}");
         }
         assert_eq!(got.len(), 6);
+        let err = caps_set(&["CAP_NOPE".to_owned()]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown capability CAP_NOPE");
+    }
+
+    #[test]
+    fn rlimit_names() {
+        assert_eq!(resource("RLIMIT_NOFILE").unwrap(), Resource::RLIMIT_NOFILE);
+        assert_eq!(resource("RLIMIT_RTTIME").unwrap(), Resource::RLIMIT_RTTIME);
+        assert_eq!(resource("RLIMIT_BOGUS").unwrap_err().to_string(), "unknown rlimit \"RLIMIT_BOGUS\"");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! rules follow runc's `GetExecUser`, which Docker users know: a numeric uid
 //! needs no entry (gid 0, home `/`); a user found in passwd brings its gid,
 //! home and, unless a group was given, every group that lists it.
+use crate::oci::User;
 use berth_contract::user::{IdOutOfRange, MAX_ID};
-use oci_spec::runtime::User;
 
 /// The user the init was asked to become.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl UserRequest {
     /// The request from the annotation if it is set and not empty, else
     /// from `process.user`.
     pub fn new(annotation: Option<&str>, spec_user: &User) -> Self {
-        let additional_gids = spec_user.additional_gids().clone().unwrap_or_default();
+        let additional_gids = spec_user.additional_gids.clone();
         match annotation.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => {
                 let (user, group) = match s.split_once(':') {
@@ -74,7 +74,7 @@ impl UserRequest {
                 };
                 Self::Named { user: user.to_owned(), group: group.map(str::to_owned), additional_gids }
             }
-            None => Self::Ids { uid: spec_user.uid(), gid: spec_user.gid(), additional_gids },
+            None => Self::Ids { uid: spec_user.uid, gid: spec_user.gid, additional_gids },
         }
     }
 
@@ -250,10 +250,7 @@ mod tests {
 
     #[test]
     fn request_from_annotation_or_spec() {
-        let mut u = User::default();
-        u.set_uid(5);
-        u.set_gid(6);
-        u.set_additional_gids(Some(vec![7]));
+        let u = User { uid: 5, gid: 6, umask: None, additional_gids: vec![7] };
         assert_eq!(UserRequest::new(None, &u), UserRequest::Ids { uid: 5, gid: 6, additional_gids: vec![7] });
         assert_eq!(UserRequest::new(Some(""), &u), UserRequest::new(None, &u));
         assert_eq!(UserRequest::new(Some("a:b"), &u), named("a", Some("b"), &[7]));

@@ -2,7 +2,7 @@
 //! container and returns once its process has exec'd (or failed to).
 use std::sync::Arc;
 
-use berth_contract::fs::atomic_write;
+use berth_contract::fs::atomic_replace;
 use berth_contract::shim_client::ShimClient;
 use berth_contract::shim_start::{StartConfig, StartOutcome};
 use berth_contract::{now_nanos, ContainerId};
@@ -43,9 +43,10 @@ impl Manager {
         let bytes = serde_json::to_vec_pretty(&spec)?;
         let bundle = paths.clone();
         crate::blocking::run(move || {
-            atomic_write(&bundle.config_file(), &bytes).context(|| "write config.json".into())?;
-            // Compiled once per berthd; rewritten at each start, before the
-            // shim that reads it exists, so it needs no fsync.
+            // Both rewritten at each start, before the shim that reads them
+            // exists: no fsync (nothing reads them after a crash of the
+            // host). The program is compiled once per berthd.
+            atomic_replace(&bundle.config_file(), &bytes).context(|| "write config.json".into())?;
             let program =
                 berth_contract::seccomp::default_program().map_err(|e| AgentError::Internal(e.to_string()))?;
             std::fs::write(bundle.seccomp_program(), program.to_bytes())

@@ -1,9 +1,8 @@
-//! Seccomp: Docker's default profile, as berthd writes it into
+//! Docker's default seccomp profile, as berthd writes it into
 //! `linux.seccomp`, and its compilation to a BPF program with libseccomp,
 //! which berthd does once per profile (it takes milliseconds: hundreds of
 //! rules, three architectures) and writes beside `config.json` as
-//! `seccomp.bpf`. The shim loads the program (and compiles `linux.seccomp`
-//! itself only when no program is given).
+//! `seccomp.bpf`.
 //!
 //! The profile is an allow-list: any system call not named fails with
 //! `EPERM`. What it leaves out, with Docker, is what reaches outside a
@@ -18,11 +17,7 @@ use std::io::{Read, Seek};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
-/// A profile this machine's libseccomp cannot compile, or a program file
-/// that is not one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("seccomp: {0}")]
-pub struct SeccompError(String);
+use super::{Program, SeccompError};
 
 /// System calls the default profile allows outright. Names a given
 /// architecture lacks are skipped when the filter is built.
@@ -450,55 +445,6 @@ pub fn default_profile() -> LinuxSeccomp {
     });
     // The JSON above is the spec's own schema; it always parses.
     serde_json::from_value(profile).expect("the default seccomp profile is a valid LinuxSeccomp")
-}
-
-/// A compiled filter: `struct sock_filter` instructions, as the kernel
-/// takes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program(Vec<libc::sock_filter>);
-
-impl Program {
-    /// The instructions as the kernel lays them out, for `seccomp.bpf`.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.0.len() * 8);
-        for f in &self.0 {
-            out.extend_from_slice(&f.code.to_ne_bytes());
-            out.extend_from_slice(&[f.jt, f.jf]);
-            out.extend_from_slice(&f.k.to_ne_bytes());
-        }
-        out
-    }
-
-    /// Reads what `to_bytes` wrote (or libseccomp exports).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SeccompError> {
-        let size = std::mem::size_of::<libc::sock_filter>();
-        if bytes.is_empty() || !bytes.len().is_multiple_of(size) || bytes.len() / size > usize::from(u16::MAX) {
-            return Err(SeccompError(format!("a program of {} bytes", bytes.len())));
-        }
-        let program = bytes
-            .chunks_exact(size)
-            .map(|c| libc::sock_filter {
-                code: u16::from_ne_bytes([c[0], c[1]]),
-                jt: c[2],
-                jf: c[3],
-                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect();
-        Ok(Self(program))
-    }
-
-    /// The instructions, for `PR_SET_SECCOMP`.
-    pub fn instructions(&self) -> &[libc::sock_filter] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>, default_errno: u32) -> Result<ScmpAction, SeccompError> {
