@@ -1,5 +1,7 @@
 //! `AgentError`: every failure the core can return, rolled up from each
-//! layer's own error type. The gRPC status code of each kind is chosen once,
+//! service's own error type (containers, images, registry, limits), plus
+//! what only berthd's start-up or its plumbing (I/O, the database, cgroups,
+//! a shim) can fail with. The gRPC status code of each kind is chosen once,
 //! in `api::status`.
 use crate::containers::ContainerError;
 use crate::images::ImageError;
@@ -8,22 +10,11 @@ use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// `No such container: x`, and the like.
+    /// berthd cannot start here: another berthd holds the socket or the
+    /// database, the database is lost, the socket's group or the shim
+    /// binary is missing. Never an RPC's answer.
     #[error("{0}")]
-    NotFound(String),
-    /// Bad input from the caller.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The call does not fit the object's state (`container web is not running`).
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// A name already held by another object.
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The container's process could not be started; the text says why in
-    /// the words of the runtime (`exec: "x": executable file not found in $PATH`).
-    #[error("failed to start container {id}: {message}")]
-    StartFailed { id: String, message: String, code: i32 },
+    Startup(String),
     /// Input over one of berthd's bounds (`limits.rs`).
     #[error(transparent)]
     Limit(#[from] LimitError),

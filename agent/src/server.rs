@@ -34,7 +34,7 @@ fn socket_group(socket: &std::path::Path, group: Option<&str>) -> Result<()> {
     let gid = match (found, group) {
         (Some(g), _) => g.gid,
         (None, None) => return Ok(()),
-        (None, Some(_)) => return Err(AgentError::InvalidArgument(format!("group {name} not found"))),
+        (None, Some(_)) => return Err(AgentError::Startup(format!("group {name} not found"))),
     };
     nix::unistd::chown(socket, None, Some(gid)).map_err(|e| AgentError::Io {
         context: format!("chown {} to group {name}", socket.display()),
@@ -89,7 +89,7 @@ pub async fn run(config: Config) -> Result<()> {
         std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
     }
     if tokio::net::UnixStream::connect(socket).await.is_ok() {
-        return Err(AgentError::FailedPrecondition(format!("{} is served by another berthd", socket.display())));
+        return Err(AgentError::Startup(format!("{} is served by another berthd", socket.display())));
     }
     let _ = std::fs::remove_file(socket);
     let listener = berth_contract::SocketPath::new(socket)

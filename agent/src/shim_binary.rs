@@ -87,7 +87,7 @@ fn resolve(shim: &Path) -> Result<PathBuf> {
             .map(|dir| dir.join(shim))
             .find(|p| p.is_file())
     };
-    let found = found.ok_or_else(|| AgentError::NotFound(format!("shim binary {} not found", shim.display())))?;
+    let found = found.ok_or_else(|| AgentError::Startup(format!("shim binary {} not found", shim.display())))?;
     std::fs::canonicalize(&found).context(|| format!("shim binary {}", found.display()))
 }
 

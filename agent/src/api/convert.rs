@@ -184,7 +184,7 @@ pub fn run_event(e: RunEvent) -> pb::RunEvent {
         RunEvent::Started { pid } => Kind::Started(pb::RunStarted { pid }),
         RunEvent::StartFailed(err) => {
             let exit_code = match &err {
-                AgentError::StartFailed { code, .. } => *code,
+                AgentError::Container(crate::containers::ContainerError::StartFailed { code, .. }) => *code,
                 _ => 1,
             };
             Kind::StartFailed(pb::StartFailure { exit_code, message: tonic::Status::from(err).message().to_owned() })

@@ -26,15 +26,14 @@ pub use system::SystemApi;
 impl From<AgentError> for Status {
     fn from(e: AgentError) -> Self {
         let code = match &e {
-            AgentError::NotFound(_) => Code::NotFound,
-            AgentError::InvalidArgument(_) | AgentError::Limit(_) | AgentError::StartFailed { .. } => {
-                Code::InvalidArgument
-            }
-            AgentError::FailedPrecondition(_) => Code::FailedPrecondition,
-            AgentError::AlreadyExists(_) => Code::AlreadyExists,
+            AgentError::Limit(_) => Code::InvalidArgument,
+            AgentError::Startup(_) => Code::FailedPrecondition,
             AgentError::Container(c) => match c {
                 ContainerError::NotFound { .. } | ContainerError::NoSuchPath { .. } => Code::NotFound,
-                ContainerError::AmbiguousPrefix { .. } => Code::InvalidArgument,
+                ContainerError::AmbiguousPrefix { .. }
+                | ContainerError::Invalid(_)
+                | ContainerError::Copy(_)
+                | ContainerError::StartFailed { .. } => Code::InvalidArgument,
                 ContainerError::NameInUse { .. } => Code::AlreadyExists,
                 ContainerError::WrongState { .. }
                 | ContainerError::ShimGone { .. }
@@ -76,7 +75,7 @@ impl From<AgentError> for Status {
             source = s.source();
         }
         let start_code = match &e {
-            AgentError::StartFailed { code, .. } => Some(*code),
+            AgentError::Container(ContainerError::StartFailed { code, .. }) => Some(*code),
             _ => None,
         };
         // Messages quote input (a tar entry's name, a reference): escaped

@@ -42,8 +42,8 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use super::export::private_merged_view;
-use super::ContainerError;
 use super::Manager;
+use super::{ContainerError, CopyError};
 use crate::error::{AgentError, Result};
 use crate::images::diff::Exactly;
 use crate::images::unpack::{read_attrs, replace, replace_with, split_path, Attrs};
@@ -306,8 +306,8 @@ fn not_found(key: &str, path: &str) -> AgentError {
 fn resolve_err(key: &str, path: &str, e: Errno) -> AgentError {
     match e {
         Errno::NOENT => not_found(key, path),
-        Errno::NOTDIR => AgentError::InvalidArgument(format!("{path}: not a directory")),
-        Errno::LOOP => AgentError::InvalidArgument(format!("{path}: too many levels of symbolic links")),
+        Errno::NOTDIR => CopyError::NotADirectory { path: path.to_owned() }.into(),
+        Errno::LOOP => CopyError::SymlinkLoop { path: path.to_owned() }.into(),
         e => io_err(format!("resolve {path} in container {key}"), e),
     }
 }
@@ -331,7 +331,7 @@ pub(crate) fn open_source(
     let st = rfs::fstat(&fd).map_err(|e| io_err(format!("stat {path}"), e))?;
     let ftype = FileType::from_raw_mode(st.st_mode);
     if p.name.is_empty() && ftype != FileType::Directory {
-        return Err(AgentError::InvalidArgument(format!("{path}: not a directory")));
+        return Err(CopyError::NotADirectory { path: path.to_owned() }.into());
     }
     let name = if p.contents || p.name.is_empty() {
         // `/`, `dir/` and `dir/.`: `dir/` names the directory itself.
@@ -520,7 +520,7 @@ pub(crate) fn resolve_dest(root: BorrowedFd<'_>, key: &str, path: &str) -> Resul
                 .map_err(|e| resolve_err(key, &text, e))?;
             let st = rfs::fstat(&fd).map_err(|e| io_err(format!("stat {text}"), e))?;
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                return Err(AgentError::InvalidArgument(format!("{text}: not a directory")));
+                return Err(CopyError::NotADirectory { path: text }.into());
             }
             return Ok((cur, Dest::Dir));
         }
@@ -548,7 +548,7 @@ pub(crate) fn resolve_dest(root: BorrowedFd<'_>, key: &str, path: &str) -> Resul
             _ => return Ok((cur.clone(), other(true))),
         }
     }
-    Err(AgentError::InvalidArgument(format!("{path}: too many levels of symbolic links")))
+    Err(CopyError::SymlinkLoop { path: path.to_owned() }.into())
 }
 
 /// Decides where the entries go, from the destination and the tar's first
@@ -566,7 +566,7 @@ fn place(
         return match dest {
             Dest::Dir => Ok(Placement { base: resolved, rename: None, top: None }),
             Dest::Other { exists: false, .. } => Err(not_found(key, &opts.path)),
-            Dest::Other { .. } => Err(AgentError::InvalidArgument("extraction point is not a directory".into())),
+            Dest::Other { .. } => Err(CopyError::ExtractionPoint.into()),
         };
     }
     let top = match first.first() {
@@ -574,19 +574,17 @@ fn place(
         None => b".".to_vec(),
     };
     if first.len() > 1 {
-        return Err(AgentError::InvalidArgument("invalid copy source content".into()));
+        return Err(CopyError::SourceContent.into());
     }
     let contents = top == b".";
     match dest {
         Dest::Dir => Ok(Placement { base: resolved, rename: None, top: (!contents).then_some(top) }),
         Dest::Other { exists: true, .. } if dir_form => {
-            Err(AgentError::InvalidArgument(format!("{}: not a directory", opts.path)))
+            Err(CopyError::NotADirectory { path: opts.path.clone() }.into())
         }
-        Dest::Other { exists: true, .. } if first_is_dir => {
-            Err(AgentError::InvalidArgument("cannot copy directory".into()))
-        }
+        Dest::Other { exists: true, .. } if first_is_dir => Err(CopyError::Directory.into()),
         Dest::Other { exists: false, .. } if dir_form && !first_is_dir => {
-            Err(AgentError::InvalidArgument(format!("{}: no such directory", opts.path)))
+            Err(CopyError::NoSuchDirectory { path: opts.path.clone() }.into())
         }
         Dest::Other { parent, name, .. } => {
             if contents {
@@ -637,7 +635,7 @@ fn join(base: &[u8], comps: &[Vec<u8>]) -> Vec<u8> {
 
 /// Extracts the tar from `input` into the container.
 fn extract(root: BorrowedFd<'_>, key: &str, opts: &CopyToOptions, input: impl Read) -> Result<()> {
-    let bad = |m: String| AgentError::InvalidArgument(m);
+    let bad = |m: String| AgentError::from(CopyError::Archive(m));
     let mut archive = tar::Archive::new(input);
     let entries = archive.entries().map_err(|e| bad(format!("invalid tar stream: {e}")))?;
     let mut placement: Option<Placement> = None;
@@ -757,15 +755,15 @@ fn write_entry<R: Read>(
         }
         EntryType::Link => {
             let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-            let mut tcomps = split_path(&target)
-                .map_err(|m| AgentError::InvalidArgument(format!("hard link {shown:?}: target {m}")))?;
+            let mut tcomps =
+                split_path(&target).map_err(|m| CopyError::Archive(format!("hard link {shown:?}: target {m}")))?;
             if let Some((from, to)) = &pl.rename {
                 if tcomps.first() == Some(from) {
                     tcomps[0] = to.clone();
                 }
             }
             let Some((tname, tparent)) = tcomps.split_last() else {
-                return Err(AgentError::InvalidArgument(format!("hard link {shown:?} has no target")));
+                return Err(CopyError::Archive(format!("hard link {shown:?} has no target")).into());
             };
             let tdir = open_dir(root, &join(&pl.base, tparent)).map_err(|e| err("resolve the target of", e))?;
             removed_dir = replace(dir, name, || rfs::linkat(&tdir, tname.as_slice(), dir, name, AtFlags::empty()))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
-use super::ContainerError;
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
+use super::{ContainerError, InvalidError};
 use crate::error::{AgentError, IoContext, Result};
 use crate::limits;
 
@@ -46,10 +46,7 @@ impl Manager {
         let (image, _lease) = crate::blocking::run(move || images.lease(&reference).map_err(AgentError::from)).await?;
 
         if !opts.name.is_empty() && !names::valid(opts.name.trim_start_matches('/')) {
-            return Err(AgentError::InvalidArgument(format!(
-                "Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                opts.name
-            )));
+            return Err(ContainerError::from(InvalidError::Name { name: opts.name.clone() }).into());
         }
 
         let id = new_id();
@@ -69,7 +66,7 @@ impl Manager {
             args.extend(cfg.cmd().clone().unwrap_or_default());
         }
         if args.is_empty() {
-            return Err(AgentError::InvalidArgument("no command specified".into()));
+            return Err(ContainerError::from(InvalidError::NoCommand).into());
         }
 
         let mut env = cfg.env().clone().unwrap_or_default();
@@ -79,7 +76,7 @@ impl Manager {
         for kv in &opts.env {
             let key = kv.split('=').next().unwrap_or_default();
             if key.is_empty() {
-                return Err(AgentError::InvalidArgument(format!("invalid environment variable: {kv}")));
+                return Err(ContainerError::from(InvalidError::Env { var: kv.clone() }).into());
             }
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
@@ -103,12 +100,9 @@ impl Manager {
             console: opts.console,
         };
         limits::check_process(&process.args, &process.env)?;
-        berth_contract::user::check_user(&process.user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
+        berth_contract::user::check_user(&process.user).map_err(|e| ContainerError::from(InvalidError::from(e)))?;
         if !process.cwd.starts_with('/') {
-            return Err(AgentError::InvalidArgument(format!(
-                "the working directory '{}' is invalid, it needs to be an absolute path",
-                process.cwd
-            )));
+            return Err(ContainerError::from(InvalidError::Workdir { path: process.cwd.clone() }).into());
         }
 
         let rec_for = |name: String| ContainerRecord {

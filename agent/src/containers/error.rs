@@ -48,6 +48,69 @@ pub enum ContainerError {
     /// `cp` of a path the container does not have.
     #[error("Could not find the file {path} in container {key}")]
     NoSuchPath { key: String, path: String },
+    /// `cp`: what the paths or the archive do not allow.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// The container's process could not be started; the text says why in
+    /// the words of the runtime (`exec: "x": executable file not found in
+    /// $PATH`), the code is the one Docker exits with (126, 127, ...).
+    #[error("failed to start container {id}: {message}")]
+    StartFailed { id: String, message: String, code: i32 },
+    /// A configuration (create, exec) or an argument the service refuses.
+    #[error(transparent)]
+    Invalid(#[from] InvalidError),
+}
+
+/// What a create, exec, kill, list or log option gets refused for. The
+/// texts are Docker's where Docker has one.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidError {
+    #[error("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    Name { name: String },
+    #[error("no command specified")]
+    NoCommand,
+    #[error("invalid environment variable: {var}")]
+    Env { var: String },
+    #[error("the working directory '{path}' is invalid, it needs to be an absolute path")]
+    Workdir { path: String },
+    /// A uid or gid that would overflow to "unchanged" (root).
+    #[error(transparent)]
+    User(#[from] berth_contract::user::IdOutOfRange),
+    #[error("invalid signal: {signal}")]
+    Signal { signal: String },
+    #[error("bad format of filter (expected name=value): {item}")]
+    FilterFormat { item: String },
+    #[error("invalid filter 'status={value}'")]
+    FilterStatus { value: String },
+    #[error("invalid filter '{key}'")]
+    FilterKey { key: String },
+    #[error("invalid {key} '{value}': want a size above 0 such as 100k, 10m or 1g, or a number of bytes")]
+    LogSize { key: &'static str, value: String },
+    #[error("invalid {key} '{value}': want a number of files from 1 to {max}")]
+    LogFiles { key: &'static str, value: String, max: u32 },
+    #[error("unknown log opt '{key}': berth's log takes {known}")]
+    LogOption { key: String, known: &'static str },
+}
+
+/// What `cp` refuses, in Docker's words.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: String },
+    #[error("{path}: no such directory")]
+    NoSuchDirectory { path: String },
+    #[error("extraction point is not a directory")]
+    ExtractionPoint,
+    #[error("invalid copy source content")]
+    SourceContent,
+    #[error("cannot copy directory")]
+    Directory,
+    /// A tar stream that cannot be read or holds an entry that is refused
+    /// (the text names it).
+    #[error("{0}")]
+    Archive(String),
 }
 
 /// The state is in the error for front ends; the texts say "running" for a
@@ -61,6 +124,18 @@ fn wrong_state(name: &str, _state: Status, wanted: Wanted) -> String {
         ),
         Wanted::Dead => format!("container {name} is running"),
         Wanted::Attachable => "You cannot attach to a stopped container, start it first".to_owned(),
+    }
+}
+
+impl From<InvalidError> for crate::error::AgentError {
+    fn from(e: InvalidError) -> Self {
+        ContainerError::Invalid(e).into()
+    }
+}
+
+impl From<CopyError> for crate::error::AgentError {
+    fn from(e: CopyError) -> Self {
+        ContainerError::Copy(e).into()
     }
 }
 
@@ -99,6 +174,28 @@ mod tests {
         assert_eq!(
             s(ContainerError::NameInUse { name: "web".into(), holder: "abc".into() }),
             "Conflict. The container name \"/web\" is already in use by container \"abc\". You have to remove (or rename) that container to be able to reuse that name."
+        );
+        let i = |e: InvalidError| ContainerError::from(e).to_string();
+        assert_eq!(
+            i(InvalidError::Name { name: "a b".into() }),
+            "Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+        assert_eq!(i(InvalidError::NoCommand), "no command specified");
+        assert_eq!(i(InvalidError::Env { var: "=x".into() }), "invalid environment variable: =x");
+        assert_eq!(
+            i(InvalidError::Workdir { path: "rel".into() }),
+            "the working directory 'rel' is invalid, it needs to be an absolute path"
+        );
+        assert_eq!(i(InvalidError::Signal { signal: "NOPE".into() }), "invalid signal: NOPE");
+        assert_eq!(i(InvalidError::FilterStatus { value: "up".into() }), "invalid filter 'status=up'");
+        assert_eq!(i(InvalidError::FilterKey { key: "colour".into() }), "invalid filter 'colour'");
+        assert_eq!(i(InvalidError::FilterFormat { item: "x".into() }), "bad format of filter (expected name=value): x");
+        let c = |e: CopyError| ContainerError::from(e).to_string();
+        assert_eq!(c(CopyError::NotADirectory { path: "/etc/passwd".into() }), "/etc/passwd: not a directory");
+        assert_eq!(c(CopyError::Directory), "cannot copy directory");
+        assert_eq!(
+            s(ContainerError::StartFailed { id: "abc".into(), message: "exec: \"x\": nope".into(), code: 127 }),
+            "failed to start container abc: exec: \"x\": nope"
         );
     }
 }

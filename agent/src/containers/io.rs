@@ -6,7 +6,7 @@ use std::time::Duration;
 use berth_contract::shim_client::{ShimCallError, ShimClient, ShimReader, ShimWriter};
 use berth_proto::shim::{request::Kind, AttachRequest, ExecRequest};
 
-use super::{ContainerError, Wanted};
+use super::{ContainerError, InvalidError, Wanted};
 use super::{Manager, Status};
 use crate::error::{AgentError, Result};
 
@@ -89,7 +89,7 @@ impl Manager {
             return Err(ContainerError::wrong_state(&opts.container, rec.state.status, Wanted::Running).into());
         }
         if opts.cmd.is_empty() {
-            return Err(AgentError::InvalidArgument("no command specified".into()));
+            return Err(ContainerError::from(InvalidError::NoCommand).into());
         }
         let mut env = rec.process.env.clone();
         if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
@@ -98,7 +98,7 @@ impl Manager {
         for kv in &opts.env {
             let key = kv.split('=').next().unwrap_or_default();
             if key.is_empty() {
-                return Err(AgentError::InvalidArgument(format!("invalid environment variable: {kv}")));
+                return Err(ContainerError::from(InvalidError::Env { var: kv.clone() }).into());
             }
             env.retain(|e| e.split('=').next() != Some(key));
             env.push(kv.clone());
@@ -107,12 +107,10 @@ impl Manager {
         let pick = |given: &str, own: &str| if given.is_empty() { own.to_owned() } else { given.to_owned() };
         let cwd = pick(&opts.workdir, &rec.process.cwd);
         if !cwd.starts_with('/') {
-            return Err(AgentError::InvalidArgument(format!(
-                "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-            )));
+            return Err(ContainerError::from(InvalidError::Workdir { path: cwd }).into());
         }
         let user = pick(&opts.user, &rec.process.user);
-        berth_contract::user::check_user(&user).map_err(|e| AgentError::InvalidArgument(e.to_string()))?;
+        berth_contract::user::check_user(&user).map_err(|e| ContainerError::from(InvalidError::from(e)))?;
         let kind = Kind::Exec(ExecRequest {
             args: opts.cmd.clone(),
             env,

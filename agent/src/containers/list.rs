@@ -2,6 +2,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::InvalidError;
 use super::{ContainerRecord, Manager, Status};
 use crate::error::{AgentError, Result};
 
@@ -20,13 +21,13 @@ impl Filters {
     pub fn parse(items: &[String]) -> Result<Self> {
         let mut f = Filters::default();
         for item in items {
-            let (k, v) = item.split_once('=').ok_or_else(|| {
-                AgentError::InvalidArgument(format!("bad format of filter (expected name=value): {item}"))
-            })?;
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| AgentError::from(InvalidError::FilterFormat { item: item.clone() }))?;
             match k {
                 "status" => {
                     if !["created", "running", "paused", "exited", "restarting", "removing", "dead"].contains(&v) {
-                        return Err(AgentError::InvalidArgument(format!("invalid filter 'status={v}'")));
+                        return Err(AgentError::from(InvalidError::FilterStatus { value: v.to_owned() }));
                     }
                     f.status.push(v.to_owned())
                 }
@@ -34,7 +35,7 @@ impl Filters {
                 "ancestor" => f.ancestor.push(v.to_owned()),
                 "id" => f.id.push(v.to_owned()),
                 "label" => f.label.push(v.to_owned()),
-                _ => return Err(AgentError::InvalidArgument(format!("invalid filter '{k}'"))),
+                _ => return Err(AgentError::from(InvalidError::FilterKey { key: k.to_owned() })),
             }
         }
         Ok(f)

@@ -6,10 +6,13 @@ use std::collections::HashMap;
 
 use berth_contract::log::LogLimits;
 
+use super::InvalidError;
 use crate::error::{AgentError, Result};
 
 const MAX_SIZE: &str = "max-size";
 const MAX_FILE: &str = "max-file";
+/// What the unknown-option error names.
+const KNOWN: &str = "max-size and max-file";
 
 /// Checks the options and fills in the defaults.
 pub fn parse(opts: &HashMap<String, String>) -> Result<LogLimits> {
@@ -21,26 +24,21 @@ pub fn parse(opts: &HashMap<String, String>) -> Result<LogLimits> {
         let value = &opts[key];
         match key.as_str() {
             MAX_SIZE => {
-                limits.max_size = parse_size(value).filter(|n| *n > 0).ok_or_else(|| {
-                    AgentError::InvalidArgument(format!(
-                        "invalid {MAX_SIZE} '{value}': want a size above 0 such as 100k, 10m or 1g, or a number of bytes"
-                    ))
-                })?;
+                limits.max_size = parse_size(value)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| AgentError::from(InvalidError::LogSize { key: MAX_SIZE, value: value.clone() }))?;
             }
             MAX_FILE => {
                 limits.max_files =
                     value.trim().parse().ok().filter(|n| (1..=LogLimits::MAX_FILES).contains(n)).ok_or_else(|| {
-                        AgentError::InvalidArgument(format!(
-                            "invalid {MAX_FILE} '{value}': want a number of files from 1 to {}",
-                            LogLimits::MAX_FILES
-                        ))
+                        AgentError::from(InvalidError::LogFiles {
+                            key: MAX_FILE,
+                            value: value.clone(),
+                            max: LogLimits::MAX_FILES,
+                        })
                     })?;
             }
-            _ => {
-                return Err(AgentError::InvalidArgument(format!(
-                    "unknown log opt '{key}': berth's log takes {MAX_SIZE} and {MAX_FILE}"
-                )))
-            }
+            _ => return Err(AgentError::from(InvalidError::LogOption { key: key.clone(), known: KNOWN })),
         }
     }
     Ok(limits)
@@ -172,7 +170,10 @@ mod tests {
             (&[("max-size", "1m"), ("compress", "true")][..], "unknown log opt 'compress'"),
         ] {
             let err = parse(&opts(pairs)).unwrap_err();
-            assert!(matches!(err, AgentError::InvalidArgument(_)), "{pairs:?}: {err:?}");
+            assert!(
+                matches!(err, AgentError::Container(super::super::ContainerError::Invalid(_))),
+                "{pairs:?}: {err:?}"
+            );
             assert!(err.to_string().contains(want), "{pairs:?}: {err}");
         }
     }

@@ -43,7 +43,7 @@ pub use crate::cgroups::CgroupDriver;
 pub use commit::CommitOptions;
 pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
-pub use error::{ContainerError, Wanted};
+pub use error::{ContainerError, CopyError, InvalidError, Wanted};
 pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;

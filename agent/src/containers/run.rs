@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::logs::ReaderGuard;
-use super::{ContainerRecord, ExitEvent, LogOptions, LogRecord, Manager};
+use super::{ContainerError, ContainerRecord, ExitEvent, LogOptions, LogRecord, Manager};
 use crate::error::{AgentError, Result};
 
 /// What a run reports, in this order: `Started` or `StartFailed` (last),
@@ -61,7 +61,7 @@ impl Manager {
                     let _ = self.remove(&id, true).await;
                 }
                 return match e {
-                    AgentError::StartFailed { .. } => {
+                    AgentError::Container(ContainerError::StartFailed { .. }) => {
                         let _ = tx.send(RunEvent::StartFailed(e)).await;
                         Ok(())
                     }

@@ -81,7 +81,7 @@ impl Manager {
                 rec.state.error = message.clone();
                 rec.state.exit_code = code;
                 self.put_record(&rec).await?;
-                return Err(AgentError::StartFailed { id: rec.short_id().to_owned(), message, code });
+                return Err(ContainerError::StartFailed { id: rec.short_id().to_owned(), message, code }.into());
             }
         };
         let shim_us = t_shim.elapsed().as_micros() as u64;

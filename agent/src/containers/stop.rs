@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{ContainerError, Wanted};
+use super::{ContainerError, InvalidError, Wanted};
 use super::{ContainerRecord, Manager};
 use crate::error::{AgentError, Result};
 use berth_contract::shim_client::ShimClient;
@@ -22,13 +22,13 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n)
             .map(|sig| sig as i32)
-            .map_err(|_| AgentError::InvalidArgument(format!("invalid signal: {s}")));
+            .map_err(|_| ContainerError::from(InvalidError::Signal { signal: s.to_owned() }).into());
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
     name.parse::<Signal>()
         .map(|sig| sig as i32)
-        .map_err(|_| AgentError::InvalidArgument(format!("invalid signal: {s}")))
+        .map_err(|_| ContainerError::from(InvalidError::Signal { signal: s.to_owned() }).into())
 }
 
 impl Manager {

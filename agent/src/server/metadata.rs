@@ -46,7 +46,7 @@ pub fn open(layout: &Layout, reinit: bool) -> Result<Opened> {
     };
     let state = if fresh { state_in(layout) } else { Vec::new() };
     if fresh && !state.is_empty() && !reinit {
-        return Err(AgentError::FailedPrecondition(format!(
+        return Err(AgentError::Startup(format!(
             "metadata database {} is missing or empty, but {} holds state ({}): refusing to start, which would \
              delete it. Restore the database, or start berthd once with --reinit-metadata to begin a new one that \
              keeps what is on disk",
@@ -57,7 +57,7 @@ pub fn open(layout: &Layout, reinit: bool) -> Result<Opened> {
     }
     let db = redb::Database::create(&path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
-            AgentError::FailedPrecondition(format!("{} is in use by another berthd", path.display()))
+            AgentError::Startup(format!("{} is in use by another berthd", path.display()))
         }
         e => AgentError::Db(format!("open {}: {e}", path.display())),
     })?;
