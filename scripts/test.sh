@@ -20,6 +20,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== licences of every dependency (cargo deny's licence check, offline)"
 python3 scripts/check-licenses.py
+echo "== no yanked crate (crates.io's index)"
+python3 scripts/check-yanked.py
 echo "== cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items -q
 echo "== build"

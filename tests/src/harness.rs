@@ -269,6 +269,22 @@ impl Agent {
         v[0]["Id"].as_str().expect("Id").to_owned()
     }
 
+    /// How many calls of `method` (`Containers/Logs`) berthd has answered
+    /// (its per-RPC span's `answered` line, at debug). A streaming call is
+    /// answered once its stream is set up: a `logs -f` is following, an
+    /// `attach` queues what is typed for the container.
+    pub fn answered(&self, method: &str) -> usize {
+        let tag = format!("method=/berth.v1.{method}}}");
+        self.agent_log().lines().filter(|l| l.contains(&tag) && l.contains(" answered ")).count()
+    }
+
+    /// Waits until berthd has answered `n` calls of `method` in all.
+    pub fn wait_answered(&self, method: &str, n: usize) {
+        Agent::eventually(&format!("berthd answered {n} {method} call(s)"), Duration::from_secs(20), || {
+            self.answered(method) >= n
+        });
+    }
+
     /// Polls `f` until it is true or the time is up.
     pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;

@@ -253,8 +253,18 @@ fn lifecycle_stop_kill_wait_logs() {
     assert!(r.stdout.len() > 31 && r.stdout.ends_with("Z out\n"), "{r:?}");
 
     // stop: a process that handles SIGTERM ends on it.
-    a.ok(&["run", "-d", "--name", "sleeper", IMG, "sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"]);
-    std::thread::sleep(Duration::from_millis(200));
+    a.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        IMG,
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; echo trapped; while true; do sleep 0.1; done",
+    ]);
+    // The signal is sent once the trap is set, not after a guessed wait.
+    Agent::eventually("sleeper's trap is set", Duration::from_secs(10), || a.ok(&["logs", "sleeper"]) == "trapped\n");
     a.ok(&["stop", "-t", "5", "sleeper"]);
     assert_eq!(a.ok(&["wait", "sleeper"]).trim(), "3");
     // PID 1 without a TERM handler ignores it (the kernel protects a pid
@@ -274,13 +284,18 @@ fn lifecycle_stop_kill_wait_logs() {
         IMG,
         "sh",
         "-c",
-        "echo run >> /count; trap 'exit 9' HUP; while true; do sleep 0.1; done",
+        "echo run >> /count; trap 'exit 9' HUP; echo trapped; while true; do sleep 0.1; done",
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    let trapped = |n: usize| {
+        Agent::eventually(&format!("kk's trap is set ({n})"), Duration::from_secs(10), || {
+            a.ok(&["logs", "kk"]).matches("trapped").count() == n
+        })
+    };
+    trapped(1);
     a.ok(&["kill", "-s", "HUP", "kk"]);
     assert_eq!(a.ok(&["wait", "kk"]).trim(), "9");
     a.ok(&["start", "kk"]);
-    std::thread::sleep(Duration::from_millis(200));
+    trapped(2);
     a.ok(&["kill", "kk"]);
     assert_eq!(a.ok(&["wait", "kk"]).trim(), "137");
     let id = a.id_of("kk");

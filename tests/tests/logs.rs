@@ -186,9 +186,10 @@ fn follow_sees_every_line_across_rotations() {
         "seq 1 20000; seq 1 500 >&2; seq 20001 40000",
     ]);
     // Following from before the start, as `run` does.
+    let follows = a.answered("Containers/Logs");
     let follower =
         a.ctl_cmd(&["logs", "-f", "follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("logs -f");
-    std::thread::sleep(Duration::from_millis(300));
+    a.wait_answered("Containers/Logs", follows + 1);
     a.ok(&["start", "follow"]);
     let out = follower.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");

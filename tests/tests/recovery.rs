@@ -29,7 +29,8 @@ fn running_containers_survive_agent_kill9() {
     let pid = status(&a, "svc")["Pid"].as_u64().unwrap();
 
     a.kill9();
-    // The container runs on with no agent at all.
+    // The container runs on with no agent at all: a window to die in, not
+    // a wait for readiness (nothing would signal that it is still alive).
     std::thread::sleep(Duration::from_millis(300));
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container died with the agent");
     a.restart();
@@ -41,8 +42,9 @@ fn running_containers_survive_agent_kill9() {
     assert_eq!(a.ok(&["logs", "svc"]), "before\n");
 
     // logs -f, stop and wait work on the recovered container.
+    let follows = a.answered("Containers/Logs");
     let follower = a.ctl_cmd(&["logs", "-f", "svc"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    a.wait_answered("Containers/Logs", follows + 1);
     a.ok(&["stop", "svc"]);
     let out = follower.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "before\nbye\n");
@@ -134,10 +136,7 @@ fn sigterm_stops_the_agent_not_the_containers() {
     a.restart();
     assert_eq!(status(&a, "keep")["Status"], "running");
     a.ok(&["rm", "-f", "keep"]);
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
-            std::thread::sleep(Duration::from_millis(500));
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        }
-    );
+    Agent::eventually("the removed container's process is gone", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
 }

@@ -158,7 +158,7 @@ fn detach_then_attach_and_detach_again() {
     a.ok(&["run", "-d", "-it", "--name", "d1", IMG, "sh"]);
     let script = "berthctl attach d1; echo $? > code; sleep 600";
     let t = Tmux::start(&a, "attach", 80, 24, script);
-    std::thread::sleep(Duration::from_millis(300));
+    a.wait_answered("Containers/Attach", 1);
     t.line("echo attached-$((1+1))");
     t.wait_for("attached-2", 1);
     // ctrl-p ctrl-q: berthctl ends, the container runs on.
@@ -297,7 +297,7 @@ fn an_interactive_container_outlives_berthd_kill9_and_is_attached_again() {
     a.ok(&["run", "-d", "-it", "--name", "i1", IMG, "sh"]);
     let script = "berthctl attach i1; echo $? > code1; sleep 600";
     let t = Tmux::start(&a, "kill9", 80, 24, script);
-    std::thread::sleep(Duration::from_millis(300));
+    a.wait_answered("Containers/Attach", 1);
     t.line("echo before-$((1+1))");
     t.wait_for("before-2", 1);
     // berthd dies under the attached client: the client ends with an
@@ -310,7 +310,8 @@ fn an_interactive_container_outlives_berthd_kill9_and_is_attached_again() {
     assert!(ps.contains("\"running\""), "{ps}");
     // A new client reaches the same shell, through the new berthd.
     let t2 = Tmux::start(&a, "kill9b", 80, 24, "berthctl attach i1; echo $? > code2; sleep 600");
-    std::thread::sleep(Duration::from_millis(300));
+    // The restarted berthd appends to the same log.
+    a.wait_answered("Containers/Attach", 2);
     t2.line("echo after-$((2+2)); tty");
     t2.wait_for("after-4", 1);
     t2.wait_for("/dev/pts/0", 1);
