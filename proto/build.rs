@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/berth/v1/common.proto",
         "proto/berth/v1/system.proto",
         "proto/berth/v1/images.proto",
+        "proto/berth/v1/resources.proto",
         "proto/berth/v1/containers.proto",
         "proto/berth/shim/v1/shim.proto",
     ];

@@ -33,3 +33,7 @@ pub const DEFAULT_NAMESPACES: [oci_spec::runtime::LinuxNamespaceType; 6] = {
 
 /// `PATH` when the spec's environment has none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `/dev/shm`'s size when none is asked (Docker's 64 MiB): what the spec
+/// mounts and what `inspect` shows.
+pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;

@@ -52,7 +52,6 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
     let c = i.container.as_ref().unwrap_or(&default);
     let status = state_text(c);
     let labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
-    let log: Map<String, Value> = i.log_config.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
     json!({
         "Id": c.id,
         "Name": format!("/{}", c.name),
@@ -81,10 +80,39 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
             "Labels": labels,
             "StopSignal": i.stop_signal,
         },
-        "HostConfig": {
-            "AutoRemove": c.auto_remove,
-            "LogConfig": { "Type": "berth", "Config": log },
-        },
+        "HostConfig": host_config(c, i),
+    })
+}
+
+/// Docker's `HostConfig`: the fields berth has, zero where not set (as
+/// Docker shows them), `/dev/shm`'s size as mounted.
+fn host_config(c: &pb::Container, i: &pb::ContainerInspect) -> Value {
+    let log: Map<String, Value> = i.log_config.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+    let default = pb::Resources::default();
+    let r = i.resources.as_ref().unwrap_or(&default);
+    let rates = |v: &[pb::DeviceRate]| v.iter().map(|d| json!({"Path": d.path, "Rate": d.rate})).collect::<Vec<_>>();
+    let ulimits: Vec<Value> =
+        r.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect();
+    json!({
+        "AutoRemove": c.auto_remove,
+        "LogConfig": { "Type": "berth", "Config": log },
+        "Memory": r.memory,
+        "MemorySwap": r.memory_swap,
+        "MemoryReservation": r.memory_reservation,
+        "OomKillDisable": r.oom_kill_disable,
+        "NanoCpus": r.nano_cpus,
+        "CpuShares": r.cpu_shares,
+        "CpuPeriod": r.cpu_period,
+        "CpuQuota": r.cpu_quota,
+        "CpusetCpus": r.cpuset_cpus,
+        "CpusetMems": r.cpuset_mems,
+        "PidsLimit": if r.pids_limit > 0 { json!(r.pids_limit) } else { Value::Null },
+        "Ulimits": ulimits,
+        "OomScoreAdj": r.oom_score_adj,
+        "BlkioWeight": r.blkio_weight,
+        "BlkioDeviceReadBps": rates(&r.device_read_bps),
+        "BlkioDeviceWriteBps": rates(&r.device_write_bps),
+        "ShmSize": if r.shm_size > 0 { r.shm_size } else { crate::defaults::DEFAULT_SHM_SIZE },
     })
 }
 
@@ -162,6 +190,30 @@ mod tests {
         assert_eq!(d["Config"]["Cmd"], json!(["sh", "-c", "true"]));
         assert_eq!(d["Config"]["Labels"], json!({"a": "b"}));
         assert_eq!(d["HostConfig"]["LogConfig"], json!({"Type": "berth", "Config": {"max-file": "3"}}));
+        assert_eq!(
+            (d["HostConfig"]["Memory"].as_i64(), d["HostConfig"]["ShmSize"].as_i64()),
+            (Some(0), Some(64 << 20))
+        );
+        assert_eq!(d["HostConfig"]["PidsLimit"], Value::Null);
+    }
+
+    #[test]
+    fn the_host_config_shows_the_limits() {
+        let i = pb::ContainerInspect {
+            resources: Some(pb::Resources {
+                memory: 32 << 20,
+                nano_cpus: 500_000_000,
+                pids_limit: 20,
+                shm_size: 1 << 20,
+                ulimits: vec![pb::Ulimit { name: "nofile".into(), soft: 10, hard: 20 }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let h = &container_document(&i)["HostConfig"];
+        assert_eq!((h["Memory"].as_i64(), h["NanoCpus"].as_i64()), (Some(32 << 20), Some(500_000_000)));
+        assert_eq!((h["PidsLimit"].as_i64(), h["ShmSize"].as_i64()), (Some(20), Some(1 << 20)));
+        assert_eq!(h["Ulimits"], json!([{"Name": "nofile", "Soft": 10, "Hard": 20}]));
     }
 
     /// The enum says the state; a berthd from before it says it in text.

@@ -72,6 +72,15 @@ impl pb::containers_server::Containers for ContainersApi {
         Ok(reply(self.manager.stop(&r.id, timeout).await?))
     }
 
+    async fn update(
+        &self,
+        req: Request<pb::UpdateContainerRequest>,
+    ) -> Result<Response<pb::ContainerResponse>, Status> {
+        let r = req.into_inner();
+        let change = convert::resources(r.resources.unwrap_or_default());
+        Ok(reply(self.manager.update(&r.id, &change).await?))
+    }
+
     async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
         Ok(reply(self.manager.kill(&r.id, &convert::kill_signal(&r)).await?))

@@ -1,9 +1,10 @@
 //! Every conversion between protobuf messages and core types.
 use berth_proto::v1 as pb;
 
+use crate::cgroups::{DeviceRate, Limits};
 use crate::containers::{
     CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, OutputStream, PathStat,
-    RunEvent, Status,
+    Resources, RunEvent, Status, Ulimit,
 };
 use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
@@ -120,6 +121,7 @@ pub fn kill_signal(r: &pb::KillRequest) -> String {
 
 pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
     CreateOptions {
+        resources: resources(r.resources.unwrap_or_default()),
         image: r.image,
         name: r.name,
         cmd: r.cmd,
@@ -206,6 +208,61 @@ pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
         working_dir: rec.process.cwd.clone(),
         stop_signal: rec.process.stop_signal.clone(),
         log_config: crate::containers::log_opts_of(&rec.log),
+        resources: Some(resources_message(&rec.resources)),
+    }
+}
+
+pub fn resources(r: pb::Resources) -> Resources {
+    Resources {
+        limits: Limits {
+            memory: r.memory,
+            memory_swap: r.memory_swap,
+            memory_reservation: r.memory_reservation,
+            oom_kill_disable: r.oom_kill_disable,
+            nano_cpus: r.nano_cpus,
+            cpu_shares: r.cpu_shares,
+            cpu_period: r.cpu_period,
+            cpu_quota: r.cpu_quota,
+            cpuset_cpus: r.cpuset_cpus,
+            cpuset_mems: r.cpuset_mems,
+            pids_limit: r.pids_limit,
+            blkio_weight: u16::try_from(r.blkio_weight).unwrap_or(u16::MAX),
+            device_read_bps: r.device_read_bps.into_iter().map(device_rate).collect(),
+            device_write_bps: r.device_write_bps.into_iter().map(device_rate).collect(),
+        },
+        kernel_memory: r.kernel_memory,
+        ulimits: r.ulimits.into_iter().map(|u| Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
+        oom_score_adj: r.oom_score_adj,
+        shm_size: r.shm_size,
+    }
+}
+
+fn device_rate(d: pb::DeviceRate) -> DeviceRate {
+    DeviceRate { path: d.path, rate: d.rate, ..Default::default() }
+}
+
+pub fn resources_message(r: &Resources) -> pb::Resources {
+    let l = &r.limits;
+    let rates = |v: &[DeviceRate]| v.iter().map(|d| pb::DeviceRate { path: d.path.clone(), rate: d.rate }).collect();
+    pb::Resources {
+        memory: l.memory,
+        memory_swap: l.memory_swap,
+        memory_reservation: l.memory_reservation,
+        kernel_memory: r.kernel_memory,
+        oom_kill_disable: l.oom_kill_disable,
+        nano_cpus: l.nano_cpus,
+        cpu_shares: l.cpu_shares,
+        cpu_period: l.cpu_period,
+        cpu_quota: l.cpu_quota,
+        cpuset_cpus: l.cpuset_cpus.clone(),
+        cpuset_mems: l.cpuset_mems.clone(),
+        pids_limit: l.pids_limit,
+        ulimits: r.ulimits.iter().map(|u| pb::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
+        oom_score_adj: r.oom_score_adj,
+        shm_size: r.shm_size,
+        blkio_weight: u32::from(l.blkio_weight),
+        device_read_bps: rates(&l.device_read_bps),
+        device_write_bps: rates(&l.device_write_bps),
     }
 }
 

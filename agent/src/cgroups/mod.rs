@@ -19,10 +19,12 @@ use crate::error::{AgentError, Result};
 
 pub mod devices;
 mod fixture;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 
 pub use fixture::FixtureHierarchy;
+pub use limits::{DeviceRate, Limits};
 
 /// Where the hierarchy is.
 #[derive(Clone, Debug)]

@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::devices::DEFAULT_ALLOW;
-use super::CgroupDriver;
+use super::limits::shares_to_weight;
+use super::{CgroupDriver, DeviceRate, Limits};
 
 const ID: &str = "0123456789abcdef";
 
@@ -142,4 +143,133 @@ fn v2_create_refuses_the_container_when_no_device_program_can_be_attached() {
     let err = driver.create(ID).unwrap_err().to_string();
     assert!(err.contains("device program"), "{err}");
     assert!(root.path().join("berth").join(ID).is_dir());
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+}
+
+fn every_limit() -> Limits {
+    Limits {
+        memory: 64 << 20,
+        memory_swap: 96 << 20,
+        memory_reservation: 32 << 20,
+        oom_kill_disable: false,
+        nano_cpus: 1_500_000_000,
+        cpu_shares: 512,
+        cpu_period: 0,
+        cpu_quota: 0,
+        cpuset_cpus: "0".into(),
+        cpuset_mems: "0".into(),
+        pids_limit: 20,
+        blkio_weight: 300,
+        device_read_bps: vec![DeviceRate { path: "/dev/vda".into(), major: 254, minor: 0, rate: 1 << 20 }],
+        device_write_bps: vec![],
+    }
+}
+
+#[test]
+fn v1_limits_go_to_each_controllers_files() {
+    let (root, driver) = v1_tree(&["memory", "pids", "devices", "cpu", "cpuset", "blkio"]);
+    driver.create(ID).unwrap();
+    let mem = ctr(root.path(), "memory");
+    // Swap accounting on, as on this host: memsw exists.
+    fs::write(mem.join("memory.memsw.limit_in_bytes"), "9223372036854771712\n").unwrap();
+    driver.set_limits(ID, &every_limit()).unwrap();
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), (96u64 << 20).to_string());
+    assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    let cpu = ctr(root.path(), "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+    assert_eq!((read(&cpu, "cpu.cfs_quota_us"), read(&cpu, "cpu.cfs_period_us")), ("150000".into(), "100000".into()));
+    let set = ctr(root.path(), "cpuset");
+    assert_eq!((read(&set, "cpuset.cpus"), read(&set, "cpuset.mems")), ("0".into(), "0".into()));
+    assert_eq!(read(&ctr(root.path(), "pids"), "pids.max"), "20");
+    let blkio = ctr(root.path(), "blkio");
+    assert_eq!(read(&blkio, "blkio.weight"), "300");
+    assert_eq!(read(&blkio, "blkio.throttle.read_bps_device"), "254:0 1048576");
+    // A host whose only I/O scheduler with weights is BFQ (as this one):
+    // its weight file instead.
+    fs::remove_file(blkio.join("blkio.weight")).unwrap();
+    fs::write(blkio.join("blkio.bfq.weight"), "100").unwrap();
+    let l = Limits {
+        blkio_weight: 500,
+        device_write_bps: vec![DeviceRate { path: "/dev/vda".into(), major: 254, minor: 0, rate: 4096 }],
+        ..Default::default()
+    };
+    driver.set_limits(ID, &l).unwrap();
+    assert_eq!(read(&blkio, "blkio.bfq.weight"), "500");
+    assert_eq!(read(&blkio, "blkio.throttle.write_bps_device"), "254:0 4096");
+    assert!(!blkio.join("blkio.weight").exists());
+
+    // Without --memory-swap: twice the memory, as Docker; the OOM killer off.
+    let l = Limits { memory: 8 << 20, oom_kill_disable: true, ..Default::default() };
+    driver.set_limits(ID, &l).unwrap();
+    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), (16u64 << 20).to_string());
+    assert_eq!(read(&mem, "memory.oom_control"), "1");
+    // -1: unlimited pids and swap.
+    let l = Limits { memory: 8 << 20, memory_swap: -1, pids_limit: -1, ..Default::default() };
+    driver.set_limits(ID, &l).unwrap();
+    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "-1");
+    assert_eq!(read(&ctr(root.path(), "pids"), "pids.max"), "max");
+}
+
+#[test]
+fn v1_without_swap_accounting_limits_memory_alone() {
+    let (root, driver) = v1_tree(&["memory", "devices"]);
+    driver.create(ID).unwrap();
+    driver.set_limits(ID, &Limits { memory: 8 << 20, ..Default::default() }).unwrap();
+    let mem = ctr(root.path(), "memory");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), (8u64 << 20).to_string());
+    assert!(!mem.join("memory.memsw.limit_in_bytes").exists());
+}
+
+#[test]
+fn v1_a_limit_without_its_controller_is_refused() {
+    let (_root, driver) = v1_tree(&["memory", "devices"]);
+    driver.create(ID).unwrap();
+    let err = driver.set_limits(ID, &Limits { pids_limit: 5, ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("a pids limit needs a controller this host does not have"), "{err}");
+    // Nothing asked, nothing needed.
+    driver.set_limits(ID, &Limits::default()).unwrap();
+}
+
+#[test]
+fn v2_limits_are_converted_to_the_unified_files() {
+    let (root, driver) = v2_tree("cpuset cpu io memory pids");
+    let dir = root.path().join("berth").join(ID);
+    fs::create_dir_all(&dir).unwrap();
+    // What the kernel shows in a new v2 cgroup, before the device program.
+    fs::write(dir.join("cpu.max"), "max 100000\n").unwrap();
+    // Makes the directories; fails only at the device program, which a
+    // fixture cannot attach. The limits do not depend on it.
+    let _ = driver.create(ID);
+    driver.set_limits(ID, &every_limit()).unwrap();
+    assert_eq!(read(&dir, "memory.max"), (64u64 << 20).to_string());
+    // v2's swap file holds the swap alone: 96 MiB total minus 64 of memory.
+    assert_eq!(read(&dir, "memory.swap.max"), (32u64 << 20).to_string());
+    assert_eq!(read(&dir, "memory.low"), (32u64 << 20).to_string());
+    assert_eq!(read(&dir, "cpu.weight"), shares_to_weight(512).to_string());
+    assert_eq!(read(&dir, "cpu.max"), "150000 100000");
+    assert_eq!(read(&dir, "cpuset.cpus"), "0");
+    assert_eq!(read(&dir, "pids.max"), "20");
+    assert_eq!(read(&dir, "io.bfq.weight"), "300");
+    assert_eq!(read(&dir, "io.max"), "254:0 rbps=1048576");
+
+    let l = Limits { memory: 8 << 20, memory_swap: -1, ..Default::default() };
+    driver.set_limits(ID, &l).unwrap();
+    assert_eq!(read(&dir, "memory.swap.max"), "max");
+    let l = Limits { memory: 8 << 20, memory_swap: 8 << 20, ..Default::default() };
+    driver.set_limits(ID, &l).unwrap();
+    assert_eq!(read(&dir, "memory.swap.max"), "0");
+    let err = driver.set_limits(ID, &Limits { oom_kill_disable: true, memory: 8 << 20, ..Default::default() });
+    assert!(err.unwrap_err().to_string().contains("cannot be disabled on cgroup v2"));
+}
+
+#[test]
+fn shares_map_onto_weights_as_runc_does() {
+    assert_eq!(shares_to_weight(2), 1);
+    assert_eq!(shares_to_weight(1024), 39);
+    assert_eq!(shares_to_weight(262_144), 10_000);
+    assert_eq!(shares_to_weight(1), 1);
 }

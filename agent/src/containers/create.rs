@@ -7,7 +7,7 @@ use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
-use super::{ContainerError, InvalidError};
+use super::{ContainerError, InvalidError, Resources};
 use crate::error::{AgentError, IoContext, Result};
 use crate::limits;
 
@@ -32,12 +32,16 @@ pub struct CreateOptions {
     pub open_stdin: bool,
     /// Columns and rows of the client's terminal.
     pub console: (u16, u16),
+    /// Limits, checked here with Docker's rules.
+    pub resources: Resources,
 }
 
 impl Manager {
     #[tracing::instrument(skip_all, fields(image = %opts.image))]
-    pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<ContainerRecord> {
+    pub async fn create(self: &Arc<Self>, mut opts: CreateOptions) -> Result<ContainerRecord> {
         let log = logopts::parse(&opts.log_opts)?;
+        opts.resources.check(&self.host).map_err(InvalidError::from)?;
+        opts.resources.resolve_devices().map_err(InvalidError::from)?;
         limits::check_labels(&opts.labels)?;
         let images = self.images.clone();
         let reference = opts.image.clone();
@@ -115,6 +119,7 @@ impl Manager {
             labels: opts.labels.clone(),
             auto_remove: opts.auto_remove,
             log,
+            resources: opts.resources.clone(),
             state: State {
                 status: Status::Created,
                 pid: 0,

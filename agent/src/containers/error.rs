@@ -90,6 +90,10 @@ pub enum InvalidError {
     LogFiles { key: &'static str, value: String, max: u32 },
     #[error("unknown log opt '{key}': berth's log takes {known}")]
     LogOption { key: String, known: &'static str },
+    /// A limit Docker's rules refuse (`Minimum memory limit allowed is
+    /// 6MB`, ...).
+    #[error(transparent)]
+    Resource(#[from] super::ResourceError),
 }
 
 /// What `cp` refuses, in Docker's words.

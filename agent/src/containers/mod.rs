@@ -34,10 +34,12 @@ mod process;
 mod prune;
 mod recover;
 mod remove;
+pub mod resources;
 mod run;
 mod spec;
 mod start;
 mod stop;
+mod update;
 
 pub use crate::cgroups::CgroupDriver;
 pub use commit::CommitOptions;
@@ -50,6 +52,7 @@ pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
 pub use process::{EventSink, OutputStream, ProcessEvent, ProcessInput};
 pub use prune::ContainerUsage;
+pub use resources::{ResourceError, Resources, Ulimit};
 pub use run::RunEvent;
 
 /// Where a container is in its life.
@@ -153,6 +156,9 @@ pub struct ContainerRecord {
     /// get the default.
     #[serde(default)]
     pub log: LogLimits,
+    /// Limits; records from before limits existed have none.
+    #[serde(default)]
+    pub resources: Resources,
     pub state: State,
 }
 
@@ -181,6 +187,8 @@ pub struct Manager {
     pub(crate) images: Arc<ImageService>,
     pub(crate) shim: PathBuf,
     pub(crate) cgroups: CgroupDriver,
+    /// CPUs and memory nodes, for the checks of limits.
+    pub(crate) host: resources::Host,
     /// One lock per container serialises its state changes.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) exits: broadcast::Sender<ExitEvent>,
@@ -212,6 +220,7 @@ impl Manager {
             images,
             shim,
             cgroups,
+            host: resources::Host::detect(),
             locks: Mutex::default(),
             exits,
             names_lock: tokio::sync::Mutex::default(),

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, ProcessBuilder, RootBuilder, Spec,
-    UserBuilder,
+    Capability, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
-use super::ContainerRecord;
+use super::resources::rlimit_name;
+use super::{ContainerRecord, Resources};
+use crate::cgroups::Limits;
 use crate::error::{AgentError, Result};
 
 // The annotation keys and defaults are the contract's: one definition for
@@ -67,6 +70,8 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .cwd(p.cwd.clone())
         .capabilities(capabilities)
         .no_new_privileges(false)
+        .rlimits(rlimits(&rec.resources)?)
+        .oom_score_adj(rec.resources.oom_score_adj)
         .build()
         .map_err(spec_err)?;
 
@@ -82,14 +87,9 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
         .readonly_paths(defaults.readonly_paths().clone().unwrap_or_default())
         // Docker's default profile, for Docker's default capabilities.
         .seccomp(berth_contract::seccomp::default_profile())
-        // What berthd enforces through the cgroup (`devices.rs`), for any
-        // OCI tool that reads the bundle.
-        .resources(
-            oci_spec::runtime::LinuxResourcesBuilder::default()
-                .devices(crate::cgroups::devices::spec_rules())
-                .build()
-                .map_err(spec_err)?,
-        )
+        // What berthd enforces through the cgroup (`devices.rs`,
+        // `limits.rs`), for any OCI tool that reads the bundle.
+        .resources(resources(&rec.resources.limits)?)
         .build()
         .map_err(spec_err)?;
 
@@ -114,8 +114,98 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     spec.set_root(Some(RootBuilder::default().path("rootfs").readonly(false).build().map_err(spec_err)?));
     spec.set_hostname(Some(p.hostname.clone()));
     spec.set_linux(Some(linux));
+    // `--shm-size`: the default mounts' `/dev/shm`, sized.
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut().filter(|m| m.destination() == Path::new("/dev/shm")) {
+        let mut options: Vec<String> =
+            m.options().clone().unwrap_or_default().into_iter().filter(|o| !o.starts_with("size=")).collect();
+        options.push(format!("size={}k", (rec.resources.shm_bytes() + 1023) / 1024));
+        m.set_options(Some(options));
+    }
+    spec.set_mounts(Some(mounts));
     spec.set_annotations(Some(annotations));
     Ok(spec)
+}
+
+/// `--ulimit`s as `process.rlimits` (-1, unlimited, as `RLIM_INFINITY`).
+fn rlimits(r: &Resources) -> Result<Vec<PosixRlimit>> {
+    let value = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+    r.ulimits
+        .iter()
+        .map(|u| {
+            let name = rlimit_name(&u.name).ok_or_else(|| spec_err(format!("unknown ulimit {}", u.name)))?;
+            let typ: PosixRlimitType =
+                serde_json::from_value(serde_json::Value::from(name)).map_err(|e| spec_err(format!("{name}: {e}")))?;
+            PosixRlimitBuilder::default().typ(typ).soft(value(u.soft)).hard(value(u.hard)).build().map_err(spec_err)
+        })
+        .collect()
+}
+
+/// `linux.resources`: the device rules and the limits, in the spec's terms.
+fn resources(l: &Limits) -> Result<LinuxResources> {
+    let mut b = LinuxResourcesBuilder::default().devices(crate::cgroups::devices::spec_rules());
+    if l.memory > 0 || l.memory_reservation > 0 || l.oom_kill_disable {
+        let mut m = LinuxMemoryBuilder::default().disable_oom_killer(l.oom_kill_disable);
+        if l.memory > 0 {
+            m = m.limit(l.memory);
+        }
+        if let Some(swap) = l.memory_and_swap() {
+            m = m.swap(swap);
+        }
+        if l.memory_reservation > 0 {
+            m = m.reservation(l.memory_reservation);
+        }
+        b = b.memory(m.build().map_err(spec_err)?);
+    }
+    let (quota, period) = l.cfs();
+    if quota.is_some() || period.is_some() || l.cpu_shares > 0 || !l.cpuset_cpus.is_empty() || !l.cpuset_mems.is_empty()
+    {
+        let mut c = LinuxCpuBuilder::default();
+        if let Some(q) = quota {
+            c = c.quota(q);
+        }
+        if let Some(p) = period {
+            c = c.period(p);
+        }
+        if let Ok(shares) = u64::try_from(l.cpu_shares) {
+            if shares > 0 {
+                c = c.shares(shares);
+            }
+        }
+        if !l.cpuset_cpus.is_empty() {
+            c = c.cpus(l.cpuset_cpus.clone());
+        }
+        if !l.cpuset_mems.is_empty() {
+            c = c.mems(l.cpuset_mems.clone());
+        }
+        b = b.cpu(c.build().map_err(spec_err)?);
+    }
+    if l.blkio_weight > 0 || !l.device_read_bps.is_empty() || !l.device_write_bps.is_empty() {
+        let rates = |v: &[crate::cgroups::DeviceRate]| {
+            v.iter()
+                .map(|d| {
+                    let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(number(d.major))
+                        .minor(number(d.minor))
+                        .rate(d.rate)
+                        .build()
+                        .map_err(spec_err)
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut io = LinuxBlockIoBuilder::default()
+            .throttle_read_bps_device(rates(&l.device_read_bps)?)
+            .throttle_write_bps_device(rates(&l.device_write_bps)?);
+        if l.blkio_weight > 0 {
+            io = io.weight(l.blkio_weight);
+        }
+        b = b.block_io(io.build().map_err(spec_err)?);
+    }
+    if l.pids_limit > 0 {
+        b = b.pids(LinuxPidsBuilder::default().limit(l.pids_limit).build().map_err(spec_err)?);
+    }
+    b.build().map_err(spec_err)
 }
 
 /// `uid` or `uid:gid`, all digits.
@@ -140,5 +230,48 @@ mod tests {
         assert_eq!(numeric_user("1000:2000"), Some((1000, 2000)));
         assert_eq!(numeric_user("berth"), None);
         assert_eq!(numeric_user("1000:staff"), None);
+    }
+
+    /// The limits and the process's own settings reach the spec, in its
+    /// units: what the shim applies and what OCI tools read.
+    #[test]
+    fn resources_in_the_spec() {
+        let mut rec: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": "ab".repeat(32), "name": "web", "image": "busybox", "image_id": "sha256:00", "created": 1,
+            "process": {"args": ["sh"], "env": [], "cwd": "/", "user": "", "hostname": "web", "stop_signal": ""},
+            "state": {"status": "created", "pid": 0, "started_at": 0, "finished_at": 0, "exit_code": 0,
+                      "oom_killed": false, "error": ""},
+        }))
+        .unwrap();
+        let (lower, upper, work) = ([PathBuf::from("/l")], PathBuf::from("/u"), PathBuf::from("/w"));
+        let inputs = SpecInputs { lower: &lower, upper: &upper, work: &work, cgroup_path: "berth/x", cgroup_join: &[] };
+        let shm = |spec: &Spec| {
+            let mounts = spec.mounts().clone().unwrap();
+            let m = mounts.iter().find(|m| m.destination() == Path::new("/dev/shm")).unwrap();
+            m.options().clone().unwrap().into_iter().filter(|o| o.starts_with("size=")).collect::<Vec<_>>()
+        };
+        let spec = build(&rec, &inputs).unwrap();
+        assert_eq!(shm(&spec), ["size=65536k"]);
+        assert!(spec.linux().as_ref().unwrap().resources().as_ref().unwrap().memory().is_none());
+
+        rec.resources.limits.memory = 32 << 20;
+        rec.resources.limits.nano_cpus = 500_000_000;
+        rec.resources.limits.pids_limit = 20;
+        rec.resources.shm_size = 1 << 20;
+        rec.resources.oom_score_adj = 500;
+        rec.resources.ulimits = vec![super::super::Ulimit { name: "nofile".into(), soft: 100, hard: -1 }];
+        let spec = build(&rec, &inputs).unwrap();
+        assert_eq!(shm(&spec), ["size=1024k"]);
+        let r = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        let mem = r.memory().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(32 << 20), Some(64 << 20)));
+        let cpu = r.cpu().clone().unwrap();
+        assert_eq!((cpu.quota(), cpu.period()), (Some(50_000), Some(100_000)));
+        assert_eq!(r.pids().unwrap().limit(), 20);
+        let p = spec.process().clone().unwrap();
+        assert_eq!(p.oom_score_adj(), Some(500));
+        let l = &p.rlimits().clone().unwrap()[0];
+        assert_eq!((l.typ(), l.soft(), l.hard()), (PosixRlimitType::RlimitNofile, 100, u64::MAX));
+        assert!(r.devices().as_ref().is_some_and(|d| !d.is_empty()));
     }
 }

@@ -33,6 +33,12 @@ impl Manager {
         std::fs::create_dir_all(paths.state_dir()).context(|| format!("create {}", paths.state_dir().display()))?;
 
         let procs = self.cgroups.create(&rec.id)?;
+        // The cgroup is new at each start: its limits are written each time,
+        // before the init joins it.
+        if let Err(e) = self.cgroups.set_limits(&rec.id, &rec.resources.limits) {
+            let _ = self.cgroups.remove_off_runtime(&rec.id).await;
+            return Err(e);
+        }
         let cgroup_path = self.cgroups.path_of(&rec.id);
         let upper = paths.upper();
         let work = paths.work();

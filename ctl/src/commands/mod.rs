@@ -15,7 +15,7 @@ pub mod image;
 pub mod registry;
 pub mod system;
 
-use container::{attach, commit, cp, exec, export, inspect, kill, list, logs, rm, run, stop, wait};
+use container::{attach, commit, cp, exec, export, inspect, kill, list, logs, rm, run, stop, update, wait};
 use image::{history, import, load, pull, push, save, tag};
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +71,8 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Send a signal to running containers
     Kill(kill::KillArgs),
+    /// Change containers' limits (memory, CPUs, pids), at once and for later starts
+    Update(update::UpdateArgs),
     /// Remove containers
     Rm(rm::RmArgs),
     /// List containers
@@ -151,6 +153,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Exec(a) => exec::exec(c, a).await,
         Command::Stop(a) => stop::stop(c, a).await,
         Command::Kill(a) => kill::kill(c, a).await,
+        Command::Update(a) => update::update(c, a).await,
         Command::Rm(a) => rm::rm(c, a).await,
         Command::Ps(a) => list::ps(c, a).await,
         Command::Logs(a) => logs::logs(c, a).await,

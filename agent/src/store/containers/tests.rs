@@ -17,6 +17,7 @@ fn record(n: u8, name: &str, image_id: &str, status: Status, labels: &[(&str, &s
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         auto_remove: false,
         log: Default::default(),
+        resources: Default::default(),
         state: State {
             status,
             pid: 0,

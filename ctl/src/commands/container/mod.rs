@@ -17,9 +17,11 @@ pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod prune;
+pub mod resources;
 pub mod rm;
 pub mod run;
 pub mod stop;
+pub mod update;
 pub mod wait;
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +53,8 @@ pub enum ContainerCommand {
     Stop(stop::StopArgs),
     /// Signal containers
     Kill(kill::KillArgs),
+    /// Change containers' limits (memory, CPUs, pids), at once and for later starts
+    Update(update::UpdateArgs),
     /// Wait for containers to exit
     Wait(wait::WaitArgs),
     /// Create a new image from a container's changes
@@ -82,6 +86,7 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Rm(a) => rm::rm(c, a).await,
         ContainerCommand::Stop(a) => stop::stop(c, a).await,
         ContainerCommand::Kill(a) => kill::kill(c, a).await,
+        ContainerCommand::Update(a) => update::update(c, a).await,
         ContainerCommand::Wait(a) => wait::wait(c, a).await,
         ContainerCommand::Commit(a) => commit::commit(c, a).await,
         ContainerCommand::Export(a) => export::export(c, a).await,

@@ -8,6 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
 use super::logs::print_record;
+use super::resources::ResourceOpts;
 use crate::client::Client;
 use crate::out::outln;
 use crate::Exit;
@@ -53,6 +54,8 @@ pub struct ContainerOpts {
     /// bytes; default 10m) and max-file=N (files kept, 1 to 100; default 3)
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     log_opt: Vec<String>,
+    #[command(flatten)]
+    resources: ResourceOpts,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -145,6 +148,7 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
         console_width: console.0,
         console_height: console.1,
         log_opts,
+        resources: Some(o.resources.message()),
     })
 }
 
