@@ -81,6 +81,28 @@ impl pb::containers_server::Containers for ContainersApi {
         Ok(reply(self.manager.update(&r.id, &change).await?))
     }
 
+    async fn pause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::ContainerResponse>, Status> {
+        Ok(reply(self.manager.pause(&req.into_inner().id).await?))
+    }
+
+    async fn unpause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::ContainerResponse>, Status> {
+        Ok(reply(self.manager.unpause(&req.into_inner().id).await?))
+    }
+
+    async fn restart(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
+        let r = req.into_inner();
+        let timeout = (r.timeout >= 0).then(|| Duration::from_secs(r.timeout as u64));
+        Ok(reply(self.manager.restart(&r.id, timeout).await?))
+    }
+
+    async fn rename(
+        &self,
+        req: Request<pb::RenameContainerRequest>,
+    ) -> Result<Response<pb::ContainerResponse>, Status> {
+        let r = req.into_inner();
+        Ok(reply(self.manager.rename(&r.id, &r.name).await?))
+    }
+
     async fn kill(&self, req: Request<pb::KillRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
         Ok(reply(self.manager.kill(&r.id, &convert::kill_signal(&r)).await?))

@@ -191,6 +191,8 @@ impl CgroupDriver {
                 let _ =
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
+            // A frozen (paused) process dies only once thawed.
+            let _ = self.thaw(id);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::warn!(cgroup = %self.path_of(id), "processes survive SIGKILL");

@@ -17,6 +17,12 @@ pub enum Wanted {
     Dead,
     /// Running, or exited with output to replay (attach).
     Attachable,
+    /// Running and not paused (pause).
+    Pausable,
+    /// Paused (unpause).
+    Paused,
+    /// Running and not paused (exec).
+    Execable,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +75,10 @@ pub enum InvalidError {
     Name { name: String },
     #[error("no command specified")]
     NoCommand,
+    #[error("Neither old nor new names may be empty")]
+    RenameEmpty,
+    #[error("Renaming a container with the same name as its current name")]
+    RenameSame,
     #[error("invalid environment variable: {var}")]
     Env { var: String },
     #[error("the working directory '{path}' is invalid, it needs to be an absolute path")]
@@ -118,9 +128,21 @@ pub enum CopyError {
 }
 
 /// The state is in the error for front ends; the texts say "running" for a
-/// paused container too, as berth always has.
-fn wrong_state(name: &str, _state: Status, wanted: Wanted) -> String {
+/// paused container too, as Docker does, except where Docker names the
+/// pause (pause, unpause, exec, attach).
+fn wrong_state(name: &str, state: Status, wanted: Wanted) -> String {
     match wanted {
+        Wanted::Pausable if state == Status::Paused => format!("Container {name} is already paused"),
+        Wanted::Pausable => format!("Container {name} is not running"),
+        Wanted::Paused if state == Status::Running => format!("Container {name} is not paused"),
+        Wanted::Paused => format!("Container {name} is not running"),
+        Wanted::Execable if state == Status::Paused => {
+            format!("Container {name} is paused, unpause the container before exec")
+        }
+        Wanted::Execable => format!("container {name} is not running"),
+        Wanted::Attachable if state == Status::Paused => {
+            "You cannot attach to a paused container, unpause it first".to_owned()
+        }
         Wanted::Running => format!("container {name} is not running"),
         Wanted::Startable => format!("container {name} is already running"),
         Wanted::Removable => format!(
@@ -176,6 +198,26 @@ mod tests {
         );
         assert_eq!(s(ContainerError::wrong_state("web", Status::Paused, Wanted::Dead)), "container web is running");
         assert_eq!(
+            s(ContainerError::wrong_state("web", Status::Paused, Wanted::Pausable)),
+            "Container web is already paused"
+        );
+        assert_eq!(
+            s(ContainerError::wrong_state("web", Status::Exited, Wanted::Pausable)),
+            "Container web is not running"
+        );
+        assert_eq!(
+            s(ContainerError::wrong_state("web", Status::Running, Wanted::Paused)),
+            "Container web is not paused"
+        );
+        assert_eq!(
+            s(ContainerError::wrong_state("web", Status::Paused, Wanted::Execable)),
+            "Container web is paused, unpause the container before exec"
+        );
+        assert_eq!(
+            s(ContainerError::wrong_state("web", Status::Paused, Wanted::Attachable)),
+            "You cannot attach to a paused container, unpause it first"
+        );
+        assert_eq!(
             s(ContainerError::NameInUse { name: "web".into(), holder: "abc".into() }),
             "Conflict. The container name \"/web\" is already in use by container \"abc\". You have to remove (or rename) that container to be able to reuse that name."
         );
@@ -185,6 +227,7 @@ mod tests {
             "Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         );
         assert_eq!(i(InvalidError::NoCommand), "no command specified");
+        assert_eq!(i(InvalidError::RenameSame), "Renaming a container with the same name as its current name");
         assert_eq!(i(InvalidError::Env { var: "=x".into() }), "invalid environment variable: =x");
         assert_eq!(
             i(InvalidError::Workdir { path: "rel".into() }),

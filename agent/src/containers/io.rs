@@ -54,7 +54,10 @@ impl Manager {
         let mut rec = self.refresh(key).await?;
         loop {
             match rec.state.status {
-                Status::Running | Status::Paused => break,
+                Status::Running => break,
+                Status::Paused => {
+                    return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Attachable).into())
+                }
                 Status::Created => {
                     tokio::time::sleep(START_POLL).await;
                     rec = self.refresh(&rec.id).await?;
@@ -86,7 +89,7 @@ impl Manager {
     pub async fn exec(self: &Arc<Self>, opts: ExecOptions) -> Result<ShimStream> {
         let rec = self.refresh(&opts.container).await?;
         if rec.state.status != Status::Running {
-            return Err(ContainerError::wrong_state(&opts.container, rec.state.status, Wanted::Running).into());
+            return Err(ContainerError::wrong_state(&opts.container, rec.state.status, Wanted::Execable).into());
         }
         if opts.cmd.is_empty() {
             return Err(ContainerError::from(InvalidError::NoCommand).into());

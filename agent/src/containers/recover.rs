@@ -53,7 +53,7 @@ impl Manager {
                 Ok(resp) if resp.state.as_ref().is_some_and(|s| s.running) => {
                     tracing::info!(id = rec.short_id(), "container still running, re-attached");
                     // A berthd killed during a commit leaves the container
-                    // frozen; berth has no paused state yet, so thaw.
+                    // frozen; only a paused one stays so.
                     if rec.state.status == super::Status::Running {
                         let _ = self.cgroups.thaw(&rec.id);
                     }

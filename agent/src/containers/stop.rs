@@ -51,6 +51,8 @@ impl Manager {
         }
         self.signal(&rec, signal).await?;
         if signal == Signal::SIGKILL as i32 {
+            // Other signals wait, pending, for the unpause (Docker).
+            self.thaw_for_signal(&rec.id).await?;
             self.wait_exit(&rec.id, Duration::from_secs(10)).await;
         }
         self.lookup(&rec.id).or_else(|_| Ok(rec))
@@ -73,6 +75,8 @@ impl Manager {
             Ok(()) | Err(AgentError::Container(ContainerError::WrongState { .. })) => {}
             Err(e) => return Err(e),
         }
+        // A paused container stops too: thawed, it gets the signal.
+        self.thaw_for_signal(&rec.id).await?;
         if !self.wait_exit(&rec.id, timeout).await {
             tracing::info!("stop signal ignored, sending SIGKILL");
             match self.signal(&rec, Signal::SIGKILL as i32).await {
@@ -82,6 +86,14 @@ impl Manager {
             self.wait_exit(&rec.id, Duration::from_secs(10)).await;
         }
         self.lookup(&rec.id).or_else(|_| Ok(rec))
+    }
+
+    /// `restart`: `stop` with its grace period, then `start`; a container
+    /// that does not run is just started (Docker).
+    #[tracing::instrument(skip_all, fields(id = %key))]
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<Duration>) -> Result<ContainerRecord> {
+        let rec = self.stop(key, timeout).await?;
+        self.start(&rec.id).await
     }
 
     /// Waits (bounded) for the exit to be recorded; true if it was.

@@ -15,7 +15,9 @@ pub mod image;
 pub mod registry;
 pub mod system;
 
-use container::{attach, commit, cp, exec, export, inspect, kill, list, logs, rm, run, stop, update, wait};
+use container::{
+    attach, commit, cp, exec, export, inspect, kill, list, logs, pause, rename, rm, run, stop, update, wait,
+};
 use image::{history, import, load, pull, push, save, tag};
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +73,14 @@ pub enum Command {
     Stop(stop::StopArgs),
     /// Send a signal to running containers
     Kill(kill::KillArgs),
+    /// Stop containers, then start them again
+    Restart(stop::StopArgs),
+    /// Freeze every process of containers (cgroup freezer)
+    Pause(pause::PauseArgs),
+    /// Thaw paused containers
+    Unpause(pause::PauseArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// Change containers' limits (memory, CPUs, pids), at once and for later starts
     Update(update::UpdateArgs),
     /// Remove containers
@@ -153,6 +163,10 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Exec(a) => exec::exec(c, a).await,
         Command::Stop(a) => stop::stop(c, a).await,
         Command::Kill(a) => kill::kill(c, a).await,
+        Command::Restart(a) => stop::restart(c, a).await,
+        Command::Pause(a) => pause::pause(c, a).await,
+        Command::Unpause(a) => pause::unpause(c, a).await,
+        Command::Rename(a) => rename::rename(c, a).await,
         Command::Update(a) => update::update(c, a).await,
         Command::Rm(a) => rm::rm(c, a).await,
         Command::Ps(a) => list::ps(c, a).await,

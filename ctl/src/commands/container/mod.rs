@@ -16,7 +16,9 @@ pub(crate) mod io;
 pub mod kill;
 pub mod list;
 pub mod logs;
+pub mod pause;
 pub mod prune;
+pub mod rename;
 pub mod resources;
 pub mod rm;
 pub mod run;
@@ -53,6 +55,14 @@ pub enum ContainerCommand {
     Stop(stop::StopArgs),
     /// Signal containers
     Kill(kill::KillArgs),
+    /// Stop containers, then start them again
+    Restart(stop::StopArgs),
+    /// Freeze every process of containers
+    Pause(pause::PauseArgs),
+    /// Thaw paused containers
+    Unpause(pause::PauseArgs),
+    /// Rename a container
+    Rename(rename::RenameArgs),
     /// Change containers' limits (memory, CPUs, pids), at once and for later starts
     Update(update::UpdateArgs),
     /// Wait for containers to exit
@@ -86,6 +96,10 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Rm(a) => rm::rm(c, a).await,
         ContainerCommand::Stop(a) => stop::stop(c, a).await,
         ContainerCommand::Kill(a) => kill::kill(c, a).await,
+        ContainerCommand::Restart(a) => stop::restart(c, a).await,
+        ContainerCommand::Pause(a) => pause::pause(c, a).await,
+        ContainerCommand::Unpause(a) => pause::unpause(c, a).await,
+        ContainerCommand::Rename(a) => rename::rename(c, a).await,
         ContainerCommand::Update(a) => update::update(c, a).await,
         ContainerCommand::Wait(a) => wait::wait(c, a).await,
         ContainerCommand::Commit(a) => commit::commit(c, a).await,

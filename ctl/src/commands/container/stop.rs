@@ -1,4 +1,5 @@
-//! `stop`: the stop signal, then SIGKILL after the grace period.
+//! `stop`: the stop signal, then SIGKILL after the grace period; `restart`:
+//! the same, then a start.
 
 use anyhow::Result;
 use berth_proto::v1 as pb;
@@ -22,6 +23,19 @@ pub async fn stop(c: Client, a: StopArgs) -> Result<u8> {
         let mut c = c.clone();
         async move {
             c.containers.stop(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
+            outln!("{id}")?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `restart` takes `stop`'s arguments.
+pub async fn restart(c: Client, a: StopArgs) -> Result<u8> {
+    each(a.containers, |id| {
+        let mut c = c.clone();
+        async move {
+            c.containers.restart(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
             outln!("{id}")?;
             Ok(())
         }
