@@ -66,6 +66,8 @@ impl Agent {
         let registry = Arc::new(Puller::new(config.registries.clone(), images.clone()));
         let containers = Manager::new(layout.clone(), db, images.clone(), shim.to_path_buf(), CgroupDriver::default())?;
         containers.recover(sweep).await?;
+        // Restart policies apply from berthd's first moment (host reboot).
+        containers.restart_on_boot()?;
         Ok(Arc::new(Self { layout, images, registry, containers }))
     }
 

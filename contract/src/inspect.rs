@@ -59,6 +59,7 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
         "Path": i.args.first().cloned().unwrap_or_default(),
         "Args": i.args.iter().skip(1).collect::<Vec<_>>(),
         "Image": c.image_id,
+        "RestartCount": i.restart_count,
         "State": {
             "Status": status,
             "Running": status == "running" || status == "paused",
@@ -95,6 +96,10 @@ fn host_config(c: &pb::Container, i: &pb::ContainerInspect) -> Value {
         r.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect();
     json!({
         "AutoRemove": c.auto_remove,
+        "RestartPolicy": {
+            "Name": i.restart_policy.as_ref().map_or("no", |p| if p.name.is_empty() { "no" } else { p.name.as_str() }),
+            "MaximumRetryCount": i.restart_policy.as_ref().map_or(0, |p| p.maximum_retry_count),
+        },
         "LogConfig": { "Type": "berth", "Config": log },
         "Memory": r.memory,
         "MemorySwap": r.memory_swap,

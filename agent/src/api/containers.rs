@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{chunk_writer, convert, io, ChunkReader, CHUNK_QUEUE};
 use crate::containers::{Attached, Filters, LogOptions, Manager};
+use crate::error::AgentError;
 
 pub struct ContainersApi {
     pub manager: Arc<Manager>,
@@ -31,7 +32,7 @@ impl pb::containers_server::Containers for ContainersApi {
         &self,
         req: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::ContainerResponse>, Status> {
-        let opts = convert::create_options(req.into_inner());
+        let opts = convert::create_options(req.into_inner())?;
         Ok(reply(self.manager.create(opts).await?))
     }
 
@@ -42,7 +43,7 @@ impl pb::containers_server::Containers for ContainersApi {
         // A create that fails, or an unknown container, is this call's
         // status, before any message.
         let (rec, new) = match r.create {
-            Some(create) => (self.manager.create(convert::create_options(create)).await?, true),
+            Some(create) => (self.manager.create(convert::create_options(create)?).await?, true),
             None if !r.id.is_empty() => (self.manager.refresh(&r.id).await?, false),
             None => {
                 return Err(Status::invalid_argument("a run needs a container to create, or the ID of one to start"))
@@ -78,7 +79,9 @@ impl pb::containers_server::Containers for ContainersApi {
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
         let change = convert::resources(r.resources.unwrap_or_default());
-        Ok(reply(self.manager.update(&r.id, &change).await?))
+        let restart =
+            r.restart_policy.map(|p| convert::restart_policy(Some(p))).transpose().map_err(AgentError::from)?;
+        Ok(reply(self.manager.update(&r.id, &change, restart).await?))
     }
 
     async fn pause(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::ContainerResponse>, Status> {

@@ -3,8 +3,8 @@ use berth_proto::v1 as pb;
 
 use crate::cgroups::{DeviceRate, Limits};
 use crate::containers::{
-    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, LogRecord, OutputStream, PathStat,
-    Resources, RunEvent, Status, Ulimit,
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, InvalidError, LogRecord, OutputStream,
+    PathStat, Resources, RestartPolicy, RunEvent, Status, Ulimit,
 };
 use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
@@ -119,8 +119,9 @@ pub fn kill_signal(r: &pb::KillRequest) -> String {
     }
 }
 
-pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
-    CreateOptions {
+pub fn create_options(r: pb::CreateContainerRequest) -> Result<CreateOptions, AgentError> {
+    Ok(CreateOptions {
+        restart: restart_policy(r.restart_policy)?,
         resources: resources(r.resources.unwrap_or_default()),
         image: r.image,
         name: r.name,
@@ -136,7 +137,7 @@ pub fn create_options(r: pb::CreateContainerRequest) -> CreateOptions {
         tty: r.tty,
         open_stdin: r.open_stdin,
         console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
-    }
+    })
 }
 
 pub fn commit_options(r: pb::CommitRequest) -> CommitOptions {
@@ -209,7 +210,18 @@ pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
         stop_signal: rec.process.stop_signal.clone(),
         log_config: crate::containers::log_opts_of(&rec.log),
         resources: Some(resources_message(&rec.resources)),
+        restart_policy: Some(pb::RestartPolicy {
+            name: rec.restart.name().to_owned(),
+            maximum_retry_count: rec.restart.max_retries as i32,
+        }),
+        restart_count: rec.state.restart_count,
     }
+}
+
+/// A policy as sent; absent is `no`.
+pub fn restart_policy(p: Option<pb::RestartPolicy>) -> Result<RestartPolicy, InvalidError> {
+    let p = p.unwrap_or_default();
+    RestartPolicy::parse(&p.name, p.maximum_retry_count)
 }
 
 pub fn resources(r: pb::Resources) -> Resources {

@@ -7,7 +7,7 @@ use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
-use super::{ContainerError, InvalidError, Resources};
+use super::{ContainerError, InvalidError, Resources, RestartPolicy};
 use crate::error::{AgentError, IoContext, Result};
 use crate::limits;
 
@@ -34,6 +34,8 @@ pub struct CreateOptions {
     pub console: (u16, u16),
     /// Limits, checked here with Docker's rules.
     pub resources: Resources,
+    /// `--restart` (checked by the front end's parse).
+    pub restart: RestartPolicy,
 }
 
 impl Manager {
@@ -43,6 +45,9 @@ impl Manager {
         opts.resources.check(&self.host).map_err(InvalidError::from)?;
         opts.resources.resolve_devices().map_err(InvalidError::from)?;
         limits::check_labels(&opts.labels)?;
+        if opts.auto_remove && !opts.restart.is_none() {
+            return Err(ContainerError::from(InvalidError::RestartWithAutoRemove).into());
+        }
         let images = self.images.clone();
         let reference = opts.image.clone();
         // Held until the record is committed: from then on the record keeps
@@ -120,6 +125,7 @@ impl Manager {
             auto_remove: opts.auto_remove,
             log,
             resources: opts.resources.clone(),
+            restart: opts.restart,
             state: State {
                 status: Status::Created,
                 pid: 0,
@@ -129,6 +135,9 @@ impl Manager {
                 exit_signal: None,
                 oom_killed: false,
                 error: String::new(),
+                restart_count: 0,
+                manually_stopped: false,
+                restart_delay_ms: 0,
             },
         };
 

@@ -75,6 +75,14 @@ pub enum InvalidError {
     Name { name: String },
     #[error("no command specified")]
     NoCommand,
+    #[error("invalid restart policy '{name}'")]
+    RestartPolicy { name: String },
+    #[error("invalid restart policy: maximum retry count can only be used with 'on-failure'")]
+    RestartRetriesOnlyOnFailure,
+    #[error("invalid restart policy: maximum retry count cannot be negative")]
+    RestartRetriesNegative,
+    #[error("Conflicting options: --restart and --rm")]
+    RestartWithAutoRemove,
     #[error("Neither old nor new names may be empty")]
     RenameEmpty,
     #[error("Renaming a container with the same name as its current name")]

@@ -31,6 +31,7 @@ mod logs;
 mod monitor;
 mod names;
 mod pause;
+pub mod policy;
 mod process;
 mod prune;
 mod recover;
@@ -52,6 +53,7 @@ pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
 pub use logs::{LogOptions, LogRecord};
+pub use policy::RestartPolicy;
 pub use process::{EventSink, OutputStream, ProcessEvent, ProcessInput};
 pub use prune::ContainerUsage;
 pub use resources::{ResourceError, Resources, Ulimit};
@@ -137,6 +139,15 @@ pub struct State {
     /// Why the last start failed, or why the exit status is unknown.
     #[serde(default)]
     pub error: String,
+    /// Starts by the restart policy since the container was created.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// A user stopped or killed it: no policy undoes that (`policy.rs`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The last wait before a restart by the policy (its back-off).
+    #[serde(default)]
+    pub restart_delay_ms: u64,
 }
 
 /// One container as the database keeps it.
@@ -161,6 +172,9 @@ pub struct ContainerRecord {
     /// Limits; records from before limits existed have none.
     #[serde(default)]
     pub resources: Resources,
+    /// `--restart`; records from before policies existed have `no`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
     pub state: State,
 }
 

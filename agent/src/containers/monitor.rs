@@ -91,6 +91,7 @@ impl Manager {
         }
         rec.state.status = super::Status::Exited;
         rec.state.pid = 0;
+        let restart = self.plan_restart(&mut rec);
         self.put_record(&rec).await?;
         tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");
         let ev = ExitEvent { id: id.to_owned(), exit_code: rec.state.exit_code, error: rec.state.error.clone() };
@@ -102,6 +103,10 @@ impl Manager {
         }
         let _ = crate::tree::remove_all(paths.state_dir());
         drop(guard);
+        if let Some(delay) = restart {
+            tracing::info!(id = %&id[..12], delay_ms = delay.as_millis() as u64, "restart policy: starting again");
+            self.spawn_restart(id.to_owned(), rec.state.finished_at, delay, false);
+        }
         if rec.auto_remove {
             // Its own task: the caller may be one of the log readers the
             // removal waits for (a `logs -f` that noticed the exit first

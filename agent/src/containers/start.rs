@@ -99,6 +99,7 @@ impl Manager {
         rec.state.exit_signal = None;
         rec.state.oom_killed = false;
         rec.state.error.clear();
+        rec.state.manually_stopped = false;
         self.put_record(&rec).await?;
         tracing::info!(pid, prepared_us, shim_us, total_us = t0.elapsed().as_micros() as u64, "container started");
         self.spawn_monitor(&rec);

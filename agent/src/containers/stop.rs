@@ -49,6 +49,8 @@ impl Manager {
         if !rec.state.status.can_stop() {
             return Err(ContainerError::wrong_state(&rec.name, rec.state.status, Wanted::Running).into());
         }
+        // As Docker: any signal a user sends counts as a stop by hand.
+        self.mark_manually_stopped(&rec.id).await?;
         self.signal(&rec, signal).await?;
         if signal == Signal::SIGKILL as i32 {
             // Other signals wait, pending, for the unpause (Docker).
@@ -71,6 +73,7 @@ impl Manager {
             parse_signal(&rec.process.stop_signal).unwrap_or(Signal::SIGTERM as i32)
         };
         let timeout = timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        self.mark_manually_stopped(&rec.id).await?;
         match self.signal(&rec, sig).await {
             Ok(()) | Err(AgentError::Container(ContainerError::WrongState { .. })) => {}
             Err(e) => return Err(e),

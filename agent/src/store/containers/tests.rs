@@ -18,6 +18,7 @@ fn record(n: u8, name: &str, image_id: &str, status: Status, labels: &[(&str, &s
         auto_remove: false,
         log: Default::default(),
         resources: Default::default(),
+        restart: Default::default(),
         state: State {
             status,
             pid: 0,
@@ -27,6 +28,9 @@ fn record(n: u8, name: &str, image_id: &str, status: Status, labels: &[(&str, &s
             exit_signal: None,
             oom_killed: false,
             error: String::new(),
+            restart_count: 0,
+            manually_stopped: false,
+            restart_delay_ms: 0,
         },
     }
 }

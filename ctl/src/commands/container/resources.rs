@@ -129,6 +129,22 @@ pub struct LimitOpts {
     /// Relative block I/O weight, 10 to 1000
     #[arg(long)]
     blkio_weight: Option<u32>,
+    /// Restart policy: no, on-failure[:MAX-RETRIES], always, unless-stopped
+    #[arg(long, value_name = "POLICY", value_parser = parse_restart)]
+    restart: Option<pb::RestartPolicy>,
+}
+
+/// `on-failure:3` as name and count; berthd checks the name and the count.
+pub fn parse_restart(s: &str) -> Result<pb::RestartPolicy, String> {
+    let (name, max) = match s.split_once(':') {
+        Some((n, m)) => (
+            n,
+            m.parse::<i32>()
+                .map_err(|_| format!("invalid restart policy: maximum retry count must be an integer: {m}"))?,
+        ),
+        None => (s, 0),
+    };
+    Ok(pb::RestartPolicy { name: name.to_owned(), maximum_retry_count: max })
 }
 
 impl LimitOpts {
@@ -151,9 +167,15 @@ impl LimitOpts {
         }
     }
 
+    /// `--restart` as given; absent: berthd's default (`no`) or, for
+    /// `update`, the container's own.
+    pub fn restart_policy(&self) -> Option<pb::RestartPolicy> {
+        self.restart.clone()
+    }
+
     /// Whether any flag was given (`update` with none is refused).
     pub fn any(&self) -> bool {
-        self.message() != pb::Resources::default()
+        self.message() != pb::Resources::default() || self.restart.is_some()
     }
 }
 
@@ -183,6 +205,10 @@ pub struct ResourceOpts {
 }
 
 impl ResourceOpts {
+    pub fn restart_policy(&self) -> Option<pb::RestartPolicy> {
+        self.limits.restart_policy()
+    }
+
     pub fn message(&self) -> pb::Resources {
         pb::Resources {
             oom_kill_disable: self.oom_kill_disable,

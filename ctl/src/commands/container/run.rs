@@ -149,6 +149,7 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
         console_height: console.1,
         log_opts,
         resources: Some(o.resources.message()),
+        restart_policy: o.resources.restart_policy(),
     })
 }
 

@@ -20,11 +20,13 @@ pub struct UpdateArgs {
 pub async fn update(c: Client, a: UpdateArgs) -> Result<u8> {
     require_some(&a.limits)?;
     let resources = a.limits.message();
+    let restart_policy = a.limits.restart_policy();
     each(a.containers, |id| {
         let mut c = c.clone();
         let resources = Some(resources.clone());
+        let restart_policy = restart_policy.clone();
         async move {
-            c.containers.update(pb::UpdateContainerRequest { id: id.clone(), resources }).await?;
+            c.containers.update(pb::UpdateContainerRequest { id: id.clone(), resources, restart_policy }).await?;
             outln!("{id}")?;
             Ok(())
         }
