@@ -127,10 +127,13 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     Ok(spec)
 }
 
-/// `--ulimit`s as `process.rlimits` (-1, unlimited, as `RLIM_INFINITY`).
+/// `--ulimit`s as `process.rlimits` (-1, unlimited, as `RLIM_INFINITY`),
+/// over the default `RLIMIT_NOFILE` of 1024/1024 (containerd's), which a
+/// `--ulimit nofile=...` replaces.
 fn rlimits(r: &Resources) -> Result<Vec<PosixRlimit>> {
     let value = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
-    r.ulimits
+    let mut out: Vec<PosixRlimit> = r
+        .ulimits
         .iter()
         .map(|u| {
             let name = rlimit_name(&u.name).ok_or_else(|| spec_err(format!("unknown ulimit {}", u.name)))?;
@@ -138,7 +141,12 @@ fn rlimits(r: &Resources) -> Result<Vec<PosixRlimit>> {
                 serde_json::from_value(serde_json::Value::from(name)).map_err(|e| spec_err(format!("{name}: {e}")))?;
             PosixRlimitBuilder::default().typ(typ).soft(value(u.soft)).hard(value(u.hard)).build().map_err(spec_err)
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if !out.iter().any(|l| l.typ() == PosixRlimitType::RlimitNofile) {
+        let nofile = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).soft(1024u64).hard(1024u64);
+        out.push(nofile.build().map_err(spec_err)?);
+    }
+    Ok(out)
 }
 
 /// `linux.resources`: the device rules and the limits, in the spec's terms.
