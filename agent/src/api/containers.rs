@@ -1,7 +1,6 @@
 //! `berth.v1.Containers`.
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_proto::v1 as pb;
 use futures::Stream;
@@ -69,8 +68,7 @@ impl pb::containers_server::Containers for ContainersApi {
 
     async fn stop(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
-        let timeout = (r.timeout >= 0).then(|| Duration::from_secs(r.timeout as u64));
-        Ok(reply(self.manager.stop(&r.id, timeout).await?))
+        Ok(reply(self.manager.stop(&r.id, convert::stop_timeout(&r)).await?))
     }
 
     async fn update(
@@ -79,8 +77,7 @@ impl pb::containers_server::Containers for ContainersApi {
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
         let change = convert::resources(r.resources.unwrap_or_default());
-        let restart =
-            r.restart_policy.map(|p| convert::restart_policy(Some(p))).transpose().map_err(AgentError::from)?;
+        let restart = r.restart_policy.map(convert::restart_policy).transpose().map_err(AgentError::from)?;
         Ok(reply(self.manager.update(&r.id, &change, restart).await?))
     }
 
@@ -94,8 +91,7 @@ impl pb::containers_server::Containers for ContainersApi {
 
     async fn restart(&self, req: Request<pb::StopRequest>) -> Result<Response<pb::ContainerResponse>, Status> {
         let r = req.into_inner();
-        let timeout = (r.timeout >= 0).then(|| Duration::from_secs(r.timeout as u64));
-        Ok(reply(self.manager.restart(&r.id, timeout).await?))
+        Ok(reply(self.manager.restart(&r.id, convert::stop_timeout(&r)).await?))
     }
 
     async fn rename(

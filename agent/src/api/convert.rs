@@ -1,4 +1,6 @@
 //! Every conversion between protobuf messages and core types.
+use std::time::Duration;
+
 use berth_proto::v1 as pb;
 
 use crate::cgroups::{DeviceRate, Limits};
@@ -121,7 +123,7 @@ pub fn kill_signal(r: &pb::KillRequest) -> String {
 
 pub fn create_options(r: pb::CreateContainerRequest) -> Result<CreateOptions, AgentError> {
     Ok(CreateOptions {
-        restart: restart_policy(r.restart_policy)?,
+        restart: restart_policy(r.restart_policy.unwrap_or_default())?,
         resources: resources(r.resources.unwrap_or_default()),
         image: r.image,
         name: r.name,
@@ -218,10 +220,14 @@ pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
     }
 }
 
-/// A policy as sent; absent is `no`.
-pub fn restart_policy(p: Option<pb::RestartPolicy>) -> Result<RestartPolicy, InvalidError> {
-    let p = p.unwrap_or_default();
+/// A policy as sent (the default message is `no`).
+pub fn restart_policy(p: pb::RestartPolicy) -> Result<RestartPolicy, InvalidError> {
     RestartPolicy::parse(&p.name, p.maximum_retry_count)
+}
+
+/// `stop`'s and `restart`'s grace period; negative: the default.
+pub fn stop_timeout(r: &pb::StopRequest) -> Option<Duration> {
+    (r.timeout >= 0).then(|| Duration::from_secs(r.timeout as u64))
 }
 
 pub fn resources(r: pb::Resources) -> Resources {

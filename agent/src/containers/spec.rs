@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
-    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use super::resources::rlimit_name;
@@ -128,23 +128,19 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
 }
 
 /// `--ulimit`s as `process.rlimits` (-1, unlimited, as `RLIM_INFINITY`),
-/// over the default `RLIMIT_NOFILE` of 1024/1024 (containerd's), which a
-/// `--ulimit nofile=...` replaces.
+/// over the default spec's (`RLIMIT_NOFILE` 1024/1024, containerd's): a
+/// `--ulimit` replaces the default of its kind.
 fn rlimits(r: &Resources) -> Result<Vec<PosixRlimit>> {
     let value = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
-    let mut out: Vec<PosixRlimit> = r
-        .ulimits
-        .iter()
-        .map(|u| {
-            let name = rlimit_name(&u.name).ok_or_else(|| spec_err(format!("unknown ulimit {}", u.name)))?;
-            let typ: PosixRlimitType =
-                serde_json::from_value(serde_json::Value::from(name)).map_err(|e| spec_err(format!("{name}: {e}")))?;
-            PosixRlimitBuilder::default().typ(typ).soft(value(u.soft)).hard(value(u.hard)).build().map_err(spec_err)
-        })
-        .collect::<Result<_>>()?;
-    if !out.iter().any(|l| l.typ() == PosixRlimitType::RlimitNofile) {
-        let nofile = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).soft(1024u64).hard(1024u64);
-        out.push(nofile.build().map_err(spec_err)?);
+    let mut out = Process::default().rlimits().clone().unwrap_or_default();
+    for u in &r.ulimits {
+        let name = rlimit_name(&u.name).ok_or_else(|| spec_err(format!("unknown ulimit {}", u.name)))?;
+        let typ: PosixRlimitType =
+            serde_json::from_value(serde_json::Value::from(name)).map_err(|e| spec_err(format!("{name}: {e}")))?;
+        out.retain(|l| l.typ() != typ);
+        out.push(
+            PosixRlimitBuilder::default().typ(typ).soft(value(u.soft)).hard(value(u.hard)).build().map_err(spec_err)?,
+        );
     }
     Ok(out)
 }

@@ -19,23 +19,24 @@ pub struct StopArgs {
 }
 
 pub async fn stop(c: Client, a: StopArgs) -> Result<u8> {
-    each(a.containers, |id| {
-        let mut c = c.clone();
-        async move {
-            c.containers.stop(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
-            outln!("{id}")?;
-            Ok(())
-        }
-    })
-    .await
+    stop_each(c, a, false).await
 }
 
 /// `restart` takes `stop`'s arguments.
 pub async fn restart(c: Client, a: StopArgs) -> Result<u8> {
+    stop_each(c, a, true).await
+}
+
+async fn stop_each(c: Client, a: StopArgs, restart: bool) -> Result<u8> {
     each(a.containers, |id| {
         let mut c = c.clone();
         async move {
-            c.containers.restart(pb::StopRequest { id: id.clone(), timeout: a.time }).await?;
+            let req = pb::StopRequest { id: id.clone(), timeout: a.time };
+            if restart {
+                c.containers.restart(req).await?;
+            } else {
+                c.containers.stop(req).await?;
+            }
             outln!("{id}")?;
             Ok(())
         }
