@@ -4,6 +4,14 @@ use crate::out::outln;
 /// Prints rows under headers, columns padded to their widest cell and
 /// separated by three spaces, as `docker ps` does.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    for line in render(headers, rows) {
+        outln!("{line}")?;
+    }
+    Ok(())
+}
+
+/// The lines `print` prints.
+pub fn render(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -19,13 +27,11 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
                 out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
             }
         }
-        outln!("{}", out.trim_end())
+        out.trim_end().to_owned()
     };
-    line(headers.to_vec())?;
-    for row in rows {
-        line(row.iter().map(String::as_str).collect())?;
-    }
-    Ok(())
+    std::iter::once(line(headers.to_vec()))
+        .chain(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())))
+        .collect()
 }
 
 /// Docker's human duration: `Less than a second`, `3 seconds`, `About a
@@ -61,48 +67,46 @@ pub fn now_nanos() -> i64 {
 /// Docker's `units.HumanSize`: decimal units, four significant digits
 /// (`999B`, `1kB`, `1.235MB`), as its pull progress and `cp` show sizes.
 pub fn human_size_4(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
+    scaled(n, 1000.0, &["B", "kB", "MB", "GB", "TB"], 4)
+}
+
+/// Docker's `units.BytesSize`: binary units, four significant digits
+/// (`1.5MiB`, `1.944GiB`), as `stats` shows memory.
+pub fn binary_size(n: u64) -> String {
+    scaled(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 4)
+}
+
+/// `n` in the largest of `units` (each `base` times the one before) that
+/// keeps it at least 1, with `digits` significant digits and no trailing
+/// zeros, as Go's `%.Ng`.
+fn scaled(n: u64, base: f64, units: &[&str], digits: usize) -> String {
     let mut v = n as f64;
     let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
+    while v >= base && u + 1 < units.len() {
+        v /= base;
         u += 1;
     }
     if u == 0 {
-        return format!("{n}B");
+        return format!("{n}{}", units[0]);
     }
-    // Four significant digits, as Go's %.4g in Docker's units.HumanSize.
-    let digits = if v >= 100.0 {
-        1
+    let whole = if v >= 1000.0 {
+        4
+    } else if v >= 100.0 {
+        3
     } else if v >= 10.0 {
         2
     } else {
-        3
+        1
     };
-    let text = format!("{v:.digits$}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
+    let decimals = digits.saturating_sub(whole);
+    let text = format!("{v:.decimals$}");
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
     format!("{text}{}", units[u])
 }
 
 /// Decimal sizes with three significant digits, as Docker: `4.26MB`.
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s };
-    format!("{s}{}", UNITS[i])
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], 3)
 }
 
 /// `"sh -c 'echo hi'"`, cut to Docker's 20 characters with an ellipsis.

@@ -3,6 +3,8 @@
 //! `update` at once and across restarts, Docker's refusals, and an OOM kill
 //! told apart from any other SIGKILL. Real berthd, real cgroups.
 
+use std::time::Duration;
+
 use berth_tests::harness::Agent;
 use berth_tests::{need_root, IMG};
 
@@ -201,4 +203,34 @@ fn an_oom_kill_is_told_apart() {
     a.ok(&["kill", "killed"]);
     let v: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", "killed"])).unwrap();
     assert_eq!((v[0]["State"]["OOMKilled"].as_bool(), v[0]["State"]["ExitCode"].as_i64()), (Some(false), Some(137)));
+}
+
+/// `--pids-limit 20` stops a fork loop at 20 tasks: the 21st fork fails
+/// inside the container (busybox's shell dies of it, its parent goes on),
+/// the kernel counts the refusal, and the container's tasks stay at 20.
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    #[rustfmt::skip]
+    let id = a.ok(&[
+        "run", "-d", "--name", "forks", "--pids-limit", "20", IMG, "sh", "-c",
+        "sh -c 'i=0; while [ $i -lt 100 ]; do sleep 1000 & i=$((i+1)); done'; echo looped; sleep 1000",
+    ]).trim().to_owned();
+    Agent::eventually("the loop ended", Duration::from_secs(20), || a.ok(&["logs", "forks"]).contains("looped"));
+    let logs = a.ctl(&["logs", "forks"]);
+    assert!(logs.stderr.contains("can't fork"), "{logs:?}");
+    let refused = cgroup_file(&id, &["pids.events"]);
+    let max: u64 = refused.strip_prefix("max ").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    assert!(max > 0, "the kernel refused forks at the limit: {refused}");
+    // The loop's shell is gone; its 18 sleeps, the first shell (or the
+    // sleep it became) remain.
+    let procs = cgroup_file(&id, &["cgroup.procs"]).lines().count();
+    assert!((18..=20).contains(&procs), "{procs} processes");
+    let current: u64 = cgroup_file(&id, &["pids.current"]).parse().unwrap();
+    assert!(current <= 20, "{current}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&a.ok(&["stats", "--no-stream", "--format", "json", "forks"])).unwrap();
+    assert_eq!(stats["PIDs"], current.to_string());
 }

@@ -9,7 +9,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{chunk_writer, convert, io, ChunkReader, CHUNK_QUEUE};
-use crate::containers::{Attached, Filters, LogOptions, Manager};
+use crate::containers::{Attached, Filters, LogOptions, Manager, StatsOptions};
 use crate::error::AgentError;
 
 pub struct ContainersApi {
@@ -24,6 +24,7 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send
 type IoStream = Pin<Box<dyn Stream<Item = Result<pb::IoOut, Status>> + Send>>;
 type CopyStream = Pin<Box<dyn Stream<Item = Result<pb::CopyFromChunk, Status>> + Send>>;
 type RunStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
+type StatsStream = Pin<Box<dyn Stream<Item = Result<pb::StatsBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::containers_server::Containers for ContainersApi {
@@ -224,6 +225,27 @@ impl pb::containers_server::Containers for ContainersApi {
         let m = self.manager.clone();
         tokio::spawn(async move { m.relay_process(stream, io::input(input), io::output(tx), detach, None).await });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type StatsStream = StatsStream;
+
+    async fn stats(&self, req: Request<pb::StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {
+        let r = req.into_inner();
+        // An unknown container fails the call before the stream starts.
+        let ids = self.manager.stats_ids(&r.ids)?;
+        let interval = std::time::Duration::from_millis(if r.interval_ms == 0 { 1000 } else { r.interval_ms.into() });
+        let opts = StatsOptions { ids, all: r.all, stream: r.stream, interval };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (err_tx, err_rx) = tokio::sync::mpsc::channel::<Status>(1);
+        let m = self.manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = m.stats(opts, tx).await {
+                let _ = err_tx.send(e.into()).await;
+            }
+        });
+        let batches = ReceiverStream::new(rx).map(|b| Ok(convert::stats_batch(b)));
+        let errors = ReceiverStream::new(err_rx).map(Err);
+        Ok(Response::new(Box::pin(batches.chain(errors))))
     }
 
     type LogsStream = LogStream;

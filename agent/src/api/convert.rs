@@ -181,6 +181,32 @@ pub fn log_record(r: LogRecord) -> pb::LogRecord {
     pb::LogRecord { time: r.time, stream: r.stream, data: r.data, output: output as i32 }
 }
 
+pub fn stats_batch(b: crate::containers::StatsBatch) -> pb::StatsBatch {
+    let containers = b
+        .containers
+        .into_iter()
+        .map(|c| pb::ContainerStats {
+            id: c.id,
+            name: c.name,
+            running: c.running,
+            cpu_percent: c.cpu_percent,
+            cpu_usage_ns: c.cpu_ns,
+            system_cpu_ns: c.system_cpu_ns,
+            online_cpus: c.online_cpus,
+            memory_usage: c.memory,
+            memory_limit: c.memory_limit,
+            memory_percent: c.memory_percent,
+            memory_cache: c.memory_cache,
+            net_rx_bytes: c.net_rx,
+            net_tx_bytes: c.net_tx,
+            block_read_bytes: c.block_read,
+            block_write_bytes: c.block_write,
+            pids: c.pids,
+        })
+        .collect();
+    pb::StatsBatch { read_at: b.read_at, containers }
+}
+
 /// One `Run` event; a start failure carries its exit code and the text a
 /// failed `Start` carries in its status.
 pub fn run_event(e: RunEvent) -> pb::RunEvent {

@@ -20,11 +20,13 @@ use crate::error::{AgentError, Result};
 pub mod devices;
 mod fixture;
 pub mod limits;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
 pub use fixture::FixtureHierarchy;
 pub use limits::{DeviceRate, Limits};
+pub use stats::Usage;
 
 /// Where the hierarchy is.
 #[derive(Clone, Debug)]

@@ -273,3 +273,53 @@ fn shares_map_onto_weights_as_runc_does() {
     assert_eq!(shares_to_weight(262_144), 10_000);
     assert_eq!(shares_to_weight(1), 1);
 }
+
+#[test]
+fn v1_usage_comes_from_each_controllers_accounting_files() {
+    let (root, driver) = v1_tree(&["memory", "pids", "devices", "cpuacct", "blkio"]);
+    assert_eq!(driver.usage(ID), None, "no cgroup, no usage");
+    driver.create(ID).unwrap();
+    let w = |c: &str, f: &str, text: &str| fs::write(ctr(root.path(), c).join(f), text).unwrap();
+    w("cpuacct", "cpuacct.usage", "123456789\n");
+    w("memory", "memory.usage_in_bytes", "10485760\n");
+    w("memory", "memory.limit_in_bytes", "9223372036854771712\n");
+    w("memory", "memory.stat", "cache 4096\ninactive_file 8192\ntotal_inactive_file 1048576\n");
+    w("blkio", "blkio.throttle.io_service_bytes_recursive", "8:0 Read 4096\n8:0 Write 512\nTotal 4608\n");
+    w("pids", "pids.current", "3\n");
+    let u = driver.usage(ID).unwrap();
+    assert_eq!(
+        u,
+        super::Usage {
+            cpu_ns: 123_456_789,
+            memory: 10_485_760,
+            inactive_file: 1_048_576,
+            memory_limit: None,
+            block_read: 4096,
+            block_write: 512,
+            pids: 3,
+        }
+    );
+    assert_eq!(u.memory_without_cache(), 9_437_184);
+    w("memory", "memory.limit_in_bytes", "33554432\n");
+    assert_eq!(driver.usage(ID).unwrap().memory_limit, Some(32 << 20));
+}
+
+#[test]
+fn v2_usage_comes_from_the_unified_files() {
+    let (root, driver) = v2_tree("cpu io memory pids");
+    let dir = root.path().join("berth").join(ID);
+    fs::create_dir_all(&dir).unwrap();
+    let w = |f: &str, text: &str| fs::write(dir.join(f), text).unwrap();
+    w("cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n");
+    w("memory.current", "2097152\n");
+    w("memory.max", "max\n");
+    w("memory.stat", "anon 1024\nfile 4096\ninactive_file 4096\n");
+    w("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n");
+    w("pids.current", "2\n");
+    let u = driver.usage(ID).unwrap();
+    assert_eq!(u.cpu_ns, 2_500_000);
+    assert_eq!((u.memory, u.inactive_file, u.memory_limit), (2_097_152, 4096, None));
+    assert_eq!((u.block_read, u.block_write, u.pids), (100, 200, 2));
+    w("memory.max", "67108864\n");
+    assert_eq!(driver.usage(ID).unwrap().memory_limit, Some(64 << 20));
+}

@@ -41,6 +41,7 @@ pub mod resources;
 mod run;
 mod spec;
 mod start;
+mod stats;
 mod stop;
 mod update;
 
@@ -58,6 +59,7 @@ pub use process::{EventSink, OutputStream, ProcessEvent, ProcessInput};
 pub use prune::ContainerUsage;
 pub use resources::{ResourceError, Resources, Ulimit};
 pub use run::RunEvent;
+pub use stats::{ContainerStats, StatsBatch, StatsOptions};
 
 /// Where a container is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

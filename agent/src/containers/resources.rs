@@ -43,6 +43,9 @@ pub struct Host {
     /// `/sys/devices/system/cpu/online`, `/sys/devices/system/node/online`.
     pub online_cpus: String,
     pub online_mems: String,
+    /// `MemTotal` of `/proc/meminfo`, in bytes: the limit of a container
+    /// without one, as `stats` shows it.
+    pub memory: u64,
 }
 
 impl Host {
@@ -54,6 +57,13 @@ impl Host {
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             online_cpus: read("/sys/devices/system/cpu/online", "0"),
             online_mems: read("/sys/devices/system/node/online", "0"),
+            memory: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|t| {
+                    let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map_or(0, |kib| kib * 1024),
         }
     }
 }
@@ -291,7 +301,7 @@ mod tests {
     use super::*;
 
     fn host() -> Host {
-        Host { cpus: 2, online_cpus: "0-1".into(), online_mems: "0".into() }
+        Host { cpus: 2, online_cpus: "0-1".into(), online_mems: "0".into(), memory: 1 << 30 }
     }
 
     fn with(f: impl FnOnce(&mut Resources)) -> Result<(), String> {

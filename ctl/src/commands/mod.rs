@@ -16,7 +16,7 @@ pub mod registry;
 pub mod system;
 
 use container::{
-    attach, commit, cp, exec, export, inspect, kill, list, logs, pause, rename, rm, run, stop, update, wait,
+    attach, commit, cp, exec, export, inspect, kill, list, logs, pause, rename, rm, run, stats, stop, update, wait,
 };
 use image::{history, import, load, pull, push, save, tag};
 
@@ -83,6 +83,8 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// Change containers' limits (memory, CPUs, pids), at once and for later starts
     Update(update::UpdateArgs),
+    /// Show containers' CPU, memory, network, block I/O and pids, live
+    Stats(stats::StatsArgs),
     /// Remove containers
     Rm(rm::RmArgs),
     /// List containers
@@ -168,6 +170,7 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Unpause(a) => pause::unpause(c, a).await,
         Command::Rename(a) => rename::rename(c, a).await,
         Command::Update(a) => update::update(c, a).await,
+        Command::Stats(a) => stats::stats(c, a).await,
         Command::Rm(a) => rm::rm(c, a).await,
         Command::Ps(a) => list::ps(c, a).await,
         Command::Logs(a) => logs::logs(c, a).await,

@@ -22,6 +22,7 @@ pub mod rename;
 pub mod resources;
 pub mod rm;
 pub mod run;
+pub mod stats;
 pub mod stop;
 pub mod update;
 pub mod wait;
@@ -65,6 +66,8 @@ pub enum ContainerCommand {
     Rename(rename::RenameArgs),
     /// Change containers' limits (memory, CPUs, pids), at once and for later starts
     Update(update::UpdateArgs),
+    /// Show containers' CPU, memory, network, block I/O and pids, live
+    Stats(stats::StatsArgs),
     /// Wait for containers to exit
     Wait(wait::WaitArgs),
     /// Create a new image from a container's changes
@@ -101,6 +104,7 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Unpause(a) => pause::unpause(c, a).await,
         ContainerCommand::Rename(a) => rename::rename(c, a).await,
         ContainerCommand::Update(a) => update::update(c, a).await,
+        ContainerCommand::Stats(a) => stats::stats(c, a).await,
         ContainerCommand::Wait(a) => wait::wait(c, a).await,
         ContainerCommand::Commit(a) => commit::commit(c, a).await,
         ContainerCommand::Export(a) => export::export(c, a).await,
