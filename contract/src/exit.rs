@@ -28,6 +28,25 @@ pub struct ExitStatus {
     pub log_dropped: u64,
 }
 
+/// Whether the kernel's OOM killer has killed a task of the cgroup whose
+/// directory is `dir`: the `oom_kill N` line of v2's `memory.events` or of
+/// v1's `memory.oom_control` (in the memory controller's directory). The
+/// shim asks at its init's exit, so the answer is in `exit.json` whether or
+/// not berthd runs then; berthd asks again before it removes the cgroup.
+pub fn cgroup_oom_killed(dir: &Path) -> bool {
+    ["memory.events", "memory.oom_control"]
+        .iter()
+        .any(|f| fs::read_to_string(dir.join(f)).ok().and_then(|t| oom_kill_count(&t)).is_some_and(|n| n > 0))
+}
+
+/// The `oom_kill N` line of `memory.events` or `memory.oom_control`.
+pub fn oom_kill_count(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == "oom_kill").then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -33,6 +33,7 @@ use crate::reaper::{self, Children};
 use crate::spec::ProcessPlan;
 use crate::stdio;
 use crate::streams::{self, Hub};
+use berth_contract::exit::cgroup_oom_killed;
 use berth_contract::{ContainerPaths, ExitStatus};
 
 /// How long output may keep flowing after the init's exit (from processes
@@ -152,6 +153,10 @@ async fn run(r: Running, paths: &ContainerPaths) {
     // again, else in the exit record.
     let mut status = status;
     status.log_dropped = log.finish();
+    // The kernel counts its OOM kills in the cgroup berthd removes only
+    // after it has read this record: told here, an OOM kill while berthd is
+    // down is not lost.
+    status.oom_killed = shared.cgroup_join.iter().filter_map(|f| f.parent()).any(cgroup_oom_killed);
     persist(paths, &status);
     exit_tx.send_replace(Some(status));
     // Attached clients get the rest of the output, then the exit status.

@@ -234,3 +234,32 @@ fn pids_limit_stops_a_fork_loop() {
         serde_json::from_str(&a.ok(&["stats", "--no-stream", "--format", "json", "forks"])).unwrap();
     assert_eq!(stats["PIDs"], current.to_string());
 }
+
+/// An OOM kill while berthd is down is not lost: the shim writes it into
+/// the exit record before berthd (which removes the cgroup) is back, and
+/// berthd, started again, reports it.
+#[test]
+fn an_oom_kill_while_berthd_is_down_is_reported() {
+    need_root!();
+    let mut a = Agent::start();
+    a.load_fixture(IMG);
+    #[rustfmt::skip]
+    let id = a.ok(&[
+        "run", "-d", "--name", "late-oom", "-m", "8m", "--memory-swap", "8m", IMG,
+        "sh", "-c", "sleep 3; tail /dev/zero",
+    ]).trim().to_owned();
+    a.kill9();
+    // The container goes on without berthd and reaches its limit 3 s after
+    // its start.
+    let exit = a.root.join("containers").join(&id).join("exit.json");
+    assert!(!exit.exists(), "the container ran out of memory before berthd was killed");
+    Agent::eventually("the shim wrote the exit", Duration::from_secs(20), || exit.exists());
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&exit).unwrap()).unwrap();
+    assert_eq!((record["code"].as_i64(), record["oom_killed"].as_bool()), (Some(137), Some(true)), "{record}");
+
+    a.spawn();
+    let v: serde_json::Value = serde_json::from_str(&a.ok(&["inspect", "late-oom"])).unwrap();
+    assert_eq!(v[0]["State"]["OOMKilled"], true, "{v}");
+    assert_eq!(v[0]["State"]["ExitCode"], 137);
+    assert!(Agent::cgroups_of(&id).is_empty(), "{:?}", Agent::cgroups_of(&id));
+}

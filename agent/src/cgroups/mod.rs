@@ -204,23 +204,8 @@ impl CgroupDriver {
     /// `memory.events`, v1's `memory.oom_control`, both with an `oom_kill N`
     /// line.
     pub fn oom_killed(&self, id: &str) -> bool {
-        let file = if self.v2 {
-            self.unified_dir(id).join("memory.events")
-        } else {
-            match self.v1_dir(id, "memory") {
-                Some(dir) => dir.join("memory.oom_control"),
-                None => return false,
-            }
-        };
-        std::fs::read_to_string(file)
-            .ok()
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    let (k, v) = l.split_once(' ')?;
-                    (k == "oom_kill").then(|| v.trim().parse::<u64>().ok()).flatten()
-                })
-            })
-            .is_some_and(|n| n > 0)
+        let dir = if self.v2 { Some(self.unified_dir(id)) } else { self.v1_dir(id, "memory") };
+        dir.is_some_and(|d| berth_contract::exit::cgroup_oom_killed(&d))
     }
 
     /// [`Self::remove`] on a blocking thread: its retries sleep.
