@@ -52,7 +52,7 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
     let c = i.container.as_ref().unwrap_or(&default);
     let status = state_text(c);
     let labels: Map<String, Value> = c.labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
-    json!({
+    let mut doc = json!({
         "Id": c.id,
         "Name": format!("/{}", c.name),
         "Created": rfc3339(c.created),
@@ -82,7 +82,26 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
             "StopSignal": i.stop_signal,
         },
         "HostConfig": host_config(c, i),
-    })
+    });
+    // Docker has the two only for a container with a check.
+    if let Some(h) = &i.health {
+        let log: Vec<Value> = h
+            .log
+            .iter()
+            .map(|r| json!({"Start": rfc3339(r.start), "End": rfc3339(r.end), "ExitCode": r.exit_code, "Output": r.output}))
+            .collect();
+        doc["State"]["Health"] = json!({"Status": h.status, "FailingStreak": h.failing_streak, "Log": log});
+    }
+    if let Some(h) = &i.healthcheck {
+        doc["Config"]["Healthcheck"] = json!({
+            "Test": h.test,
+            "Interval": h.interval_ns,
+            "Timeout": h.timeout_ns,
+            "StartPeriod": h.start_period_ns,
+            "Retries": h.retries,
+        });
+    }
+    doc
 }
 
 /// Docker's `HostConfig`: the fields berth has, zero where not set (as

@@ -89,6 +89,9 @@ pub struct ImageSpec {
     pub env: Vec<String>,
     /// `config.Labels`; none by default (then the key is left out).
     pub labels: BTreeMap<String, String>,
+    /// `config.Healthcheck` (Docker's `HEALTHCHECK`) as its JSON; none by
+    /// default.
+    pub healthcheck: Option<serde_json::Value>,
     /// If not 0: one more, top layer (gzip) holding `/pad/random.bin`, this
     /// many MiB of incompressible pseudo-random bytes (for load benchmarks).
     pub pad_mb: u64,
@@ -102,6 +105,7 @@ impl ImageSpec {
             cmd: vec!["sh".to_string()],
             env: vec![DEFAULT_PATH_ENV.to_string()],
             labels: BTreeMap::new(),
+            healthcheck: None,
             pad_mb: 0,
         }
     }
@@ -703,6 +707,9 @@ fn config_bytes(spec: &ImageSpec, layers: &[BuiltLayer]) -> Vec<u8> {
         "Cmd": spec.cmd,
         "WorkingDir": "/",
     });
+    if let Some(h) = &spec.healthcheck {
+        config["Healthcheck"] = h.clone();
+    }
     if !spec.labels.is_empty() {
         config["Labels"] = json!(spec.labels);
     }

@@ -124,6 +124,7 @@ impl pb::containers_server::Containers for ContainersApi {
         let r = req.into_inner();
         let filters = Filters::parse(&r.filters)?;
         let list = self.manager.list(r.all, &filters).await?;
+        let list: Vec<_> = list.into_iter().map(|rec| self.manager.with_live_health(rec)).collect();
         let containers = super::bounded_list(&list, convert::container, "containers")?;
         Ok(Response::new(pb::ListContainersResponse { containers }))
     }
@@ -138,12 +139,13 @@ impl pb::containers_server::Containers for ContainersApi {
         let filters = Filters::parse(&r.filters)?;
         let list = self.manager.list(r.all, &filters).await?;
         // Converted as the client reads: one container's message at a time.
-        let stream = tokio_stream::iter(list).map(|rec| Ok(convert::container(&rec)));
+        let m = self.manager.clone();
+        let stream = tokio_stream::iter(list).map(move |rec| Ok(convert::container(&m.with_live_health(rec))));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn inspect(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::InspectContainerResponse>, Status> {
-        let rec = self.manager.refresh(&req.into_inner().id).await?;
+        let rec = self.manager.with_live_health(self.manager.refresh(&req.into_inner().id).await?);
         let inspect = convert::container_inspect(&rec);
         let json = serde_json::to_string_pretty(&berth_contract::inspect::container_document(&inspect))
             .map_err(|e| Status::internal(e.to_string()))?;

@@ -5,8 +5,8 @@ use berth_proto::v1 as pb;
 
 use crate::cgroups::{DeviceRate, Limits};
 use crate::containers::{
-    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, InvalidError, LogRecord, OutputStream,
-    PathStat, Resources, RestartPolicy, RunEvent, Status, Ulimit,
+    CommitOptions, ContainerRecord, CopyToOptions, CreateOptions, ExecOptions, Health, HealthConfig, HealthStatus,
+    InvalidError, LogRecord, OutputStream, PathStat, Resources, RestartPolicy, RunEvent, Status, Ulimit,
 };
 use crate::error::AgentError;
 use crate::images::history::HistoryEntry;
@@ -94,6 +94,11 @@ pub fn container(rec: &ContainerRecord) -> pb::Container {
         tty: rec.process.tty,
         open_stdin: rec.process.open_stdin,
         state: container_state(rec.state.status) as i32,
+        health: rec
+            .healthcheck
+            .as_ref()
+            .map(|_| rec.state.health.as_ref().map_or(HealthStatus::Starting, |h| h.status).as_str().to_owned())
+            .unwrap_or_default(),
     }
 }
 
@@ -139,7 +144,40 @@ pub fn create_options(r: pb::CreateContainerRequest) -> Result<CreateOptions, Ag
         tty: r.tty,
         open_stdin: r.open_stdin,
         console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
+        healthcheck: r.healthcheck.map(health_config),
     })
+}
+
+pub fn health_config(h: pb::HealthConfig) -> HealthConfig {
+    HealthConfig {
+        test: h.test,
+        interval_ns: h.interval_ns,
+        timeout_ns: h.timeout_ns,
+        start_period_ns: h.start_period_ns,
+        retries: h.retries,
+    }
+}
+
+fn health_config_message(h: &HealthConfig) -> pb::HealthConfig {
+    pb::HealthConfig {
+        test: h.test.clone(),
+        interval_ns: h.interval_ns,
+        timeout_ns: h.timeout_ns,
+        start_period_ns: h.start_period_ns,
+        retries: h.retries,
+    }
+}
+
+fn health_message(h: &Health) -> pb::Health {
+    pb::Health {
+        status: h.status.as_str().to_owned(),
+        failing_streak: h.failing_streak,
+        log: h
+            .log
+            .iter()
+            .map(|r| pb::HealthResult { start: r.start, end: r.end, exit_code: r.exit_code, output: r.output.clone() })
+            .collect(),
+    }
 }
 
 pub fn commit_options(r: pb::CommitRequest) -> CommitOptions {
@@ -243,6 +281,9 @@ pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
             maximum_retry_count: rec.restart.max_retries as i32,
         }),
         restart_count: rec.state.restart_count,
+        healthcheck: rec.healthcheck.as_ref().map(health_config_message),
+        // A check with no result yet is starting.
+        health: rec.healthcheck.as_ref().map(|_| health_message(&rec.state.health.clone().unwrap_or_default())),
     }
 }
 

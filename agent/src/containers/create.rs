@@ -7,7 +7,7 @@ use berth_contract::{now_nanos, ContainerId};
 use sha2::{Digest, Sha256};
 
 use super::{logopts, names, ContainerRecord, Manager, ProcessConfig, State, Status};
-use super::{ContainerError, InvalidError, Resources, RestartPolicy};
+use super::{ContainerError, HealthConfig, InvalidError, Resources, RestartPolicy};
 use crate::error::{AgentError, IoContext, Result};
 use crate::limits;
 
@@ -36,15 +36,28 @@ pub struct CreateOptions {
     pub resources: Resources,
     /// `--restart` (checked by the front end's parse).
     pub restart: RestartPolicy,
+    /// `--health-*`, `--no-healthcheck` (`["NONE"]`); merged over the
+    /// image's `HEALTHCHECK`.
+    pub healthcheck: Option<HealthConfig>,
 }
 
 impl Manager {
+    /// The `HEALTHCHECK` of the image's config blob, if it has one.
+    async fn image_healthcheck(&self, image_id: &str) -> Option<HealthConfig> {
+        let path = self.images.blob_path(image_id).ok()?;
+        let blob = tokio::fs::read(path).await.ok()?;
+        HealthConfig::from_image_config(&blob)
+    }
+
     #[tracing::instrument(skip_all, fields(image = %opts.image))]
     pub async fn create(self: &Arc<Self>, mut opts: CreateOptions) -> Result<ContainerRecord> {
         let log = logopts::parse(&opts.log_opts)?;
         opts.resources.check(&self.host).map_err(InvalidError::from)?;
         opts.resources.resolve_devices().map_err(InvalidError::from)?;
         limits::check_labels(&opts.labels)?;
+        if let Some(h) = &opts.healthcheck {
+            h.check()?;
+        }
         if opts.auto_remove && !opts.restart.is_none() {
             return Err(ContainerError::from(InvalidError::RestartWithAutoRemove).into());
         }
@@ -114,6 +127,9 @@ impl Manager {
             return Err(ContainerError::from(InvalidError::Workdir { path: process.cwd.clone() }).into());
         }
 
+        let image_check = self.image_healthcheck(&image.id).await;
+        let healthcheck = HealthConfig::merge(opts.healthcheck.as_ref(), image_check.as_ref());
+
         let rec_for = |name: String| ContainerRecord {
             id: id.clone(),
             name,
@@ -126,6 +142,7 @@ impl Manager {
             log,
             resources: opts.resources.clone(),
             restart: opts.restart,
+            healthcheck: healthcheck.clone(),
             state: State {
                 status: Status::Created,
                 pid: 0,
@@ -138,6 +155,7 @@ impl Manager {
                 restart_count: 0,
                 manually_stopped: false,
                 restart_delay_ms: 0,
+                health: None,
             },
         };
 

@@ -83,6 +83,12 @@ pub enum InvalidError {
     RestartRetriesNegative,
     #[error("Conflicting options: --restart and --rm")]
     RestartWithAutoRemove,
+    /// A health check duration below Docker's 1 ms minimum, or negative
+    /// retries (`field`: `Interval`, `Timeout`, `StartPeriod`).
+    #[error("{field} in Healthcheck cannot be less than 1ms")]
+    HealthDuration { field: &'static str },
+    #[error("Retries in Healthcheck cannot be negative")]
+    HealthRetries,
     #[error("Neither old nor new names may be empty")]
     RenameEmpty,
     #[error("Renaming a container with the same name as its current name")]

@@ -124,7 +124,7 @@ impl Manager {
             width: u32::from(opts.console.0),
             height: u32::from(opts.console.1),
         });
-        tracing::info!(id = rec.short_id(), cmd = ?opts.cmd, "exec");
+        tracing::debug!(id = rec.short_id(), cmd = ?opts.cmd, "exec");
         open(&rec.id, &ShimClient::new(&self.paths(&rec)), kind).await
     }
 }

@@ -24,6 +24,7 @@ pub(crate) mod copy;
 mod create;
 mod error;
 mod export;
+pub mod health;
 mod io;
 mod list;
 mod logopts;
@@ -50,6 +51,7 @@ pub use commit::CommitOptions;
 pub use copy::{CopyToOptions, PathStat};
 pub use create::CreateOptions;
 pub use error::{ContainerError, CopyError, InvalidError, Wanted};
+pub use health::{Health, HealthConfig, HealthStatus, ProbeResult};
 pub use io::{Attached, ExecOptions, ShimStream};
 pub use list::Filters;
 pub use logopts::to_opts as log_opts_of;
@@ -150,6 +152,10 @@ pub struct State {
     /// The last wait before a restart by the policy (its back-off).
     #[serde(default)]
     pub restart_delay_ms: u64,
+    /// The health check's state as last changed (`health.rs`); `None`
+    /// without a check or before its first result.
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 /// One container as the database keeps it.
@@ -177,6 +183,9 @@ pub struct ContainerRecord {
     /// `--restart`; records from before policies existed have `no`.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// The health check (the caller's over the image's); `None`: none.
+    #[serde(default)]
+    pub healthcheck: Option<HealthConfig>,
     pub state: State,
 }
 
@@ -216,6 +225,9 @@ pub struct Manager {
     /// one that ends (an auto-remove waits for them: see `logs.rs`).
     log_readers: Mutex<HashMap<String, usize>>,
     log_reader_done: tokio::sync::Notify,
+    /// Live health of containers with a check, with the start (its
+    /// `started_at`) it belongs to (`health.rs`).
+    pub(crate) health: Mutex<HashMap<String, (i64, Health)>>,
 }
 
 impl Manager {
@@ -244,6 +256,7 @@ impl Manager {
             names_lock: tokio::sync::Mutex::default(),
             log_readers: Mutex::default(),
             log_reader_done: tokio::sync::Notify::new(),
+            health: Mutex::default(),
         }))
     }
 

@@ -91,6 +91,9 @@ impl Manager {
         }
         rec.state.status = super::Status::Exited;
         rec.state.pid = 0;
+        if let Some(h) = self.take_health(id, rec.state.started_at) {
+            rec.state.health = Some(h);
+        }
         let restart = self.plan_restart(&mut rec);
         self.put_record(&rec).await?;
         tracing::info!(id = %&id[..12], code = rec.state.exit_code, "container exited");

@@ -35,6 +35,7 @@ impl Manager {
                         self.put_record(&rec).await?;
                         if resp.state.as_ref().is_some_and(|s| s.running) {
                             self.spawn_monitor(&rec);
+                            self.start_health(&rec, true);
                         } else {
                             self.finalize_exit(&rec.id).await?;
                         }
@@ -58,6 +59,7 @@ impl Manager {
                         let _ = self.cgroups.thaw(&rec.id);
                     }
                     self.spawn_monitor(&rec);
+                    self.start_health(&rec, false);
                 }
                 Ok(_) => {
                     // Exited while berthd was away; the shim lingers until

@@ -103,6 +103,7 @@ impl Manager {
         self.put_record(&rec).await?;
         tracing::info!(pid, prepared_us, shim_us, total_us = t0.elapsed().as_micros() as u64, "container started");
         self.spawn_monitor(&rec);
+        self.start_health(&rec, true);
         Ok(rec)
     }
 }

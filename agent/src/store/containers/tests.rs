@@ -19,6 +19,7 @@ fn record(n: u8, name: &str, image_id: &str, status: Status, labels: &[(&str, &s
         log: Default::default(),
         resources: Default::default(),
         restart: Default::default(),
+        healthcheck: None,
         state: State {
             status,
             pid: 0,
@@ -31,6 +32,7 @@ fn record(n: u8, name: &str, image_id: &str, status: Status, labels: &[(&str, &s
             restart_count: 0,
             manually_stopped: false,
             restart_delay_ms: 0,
+            health: None,
         },
     }
 }

@@ -27,11 +27,19 @@ pub struct PsArgs {
     format: FormatArg,
 }
 
-/// `Up 3 seconds`, `Exited (0) 12 seconds ago`, `Created`.
+/// `Up 3 seconds`, `Up 3 seconds (healthy)`, `Exited (0) 12 seconds ago`,
+/// `Created`.
 pub fn status_text(c: &pb::Container) -> String {
     use pb::ContainerState as S;
     match berth_contract::inspect::container_state(c) {
-        S::Running => format!("Up {}", table::human_duration(table::ago_nanos(c.started_at))),
+        S::Running => {
+            let up = format!("Up {}", table::human_duration(table::ago_nanos(c.started_at)));
+            match c.health.as_str() {
+                "" => up,
+                "starting" => format!("{up} (health: starting)"),
+                h => format!("{up} ({h})"),
+            }
+        }
         S::Paused => format!("Up {} (Paused)", table::human_duration(table::ago_nanos(c.started_at))),
         S::Exited => format!("Exited ({}) {} ago", c.exit_code, table::human_duration(table::ago_nanos(c.finished_at))),
         S::Created | S::Unspecified => "Created".into(),

@@ -11,6 +11,7 @@ pub mod commit;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod health;
 pub mod inspect;
 pub(crate) mod io;
 pub mod kill;

@@ -6,6 +6,7 @@ use berth_proto::v1 as pb;
 use clap::{ArgAction, Args};
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::health::HealthOpts;
 use super::io::{self, DetachKeys, Session, DEFAULT_DETACH_KEYS};
 use super::logs::print_record;
 use super::resources::ResourceOpts;
@@ -56,6 +57,8 @@ pub struct ContainerOpts {
     log_opt: Vec<String>,
     #[command(flatten)]
     resources: ResourceOpts,
+    #[command(flatten)]
+    health: HealthOpts,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -150,6 +153,7 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
         log_opts,
         resources: Some(o.resources.message()),
         restart_policy: o.resources.restart_policy(),
+        healthcheck: o.health.message()?,
     })
 }
 
