@@ -135,3 +135,62 @@ fn restart_and_rename() {
     assert!(bad.stderr.contains("Invalid container name (no good)"), "{bad:?}");
     assert_eq!(a.ok(&["exec", "web", "echo", "still here"]).trim(), "still here");
 }
+
+/// `top` lists the container's processes (and only them) with ps's
+/// columns and options; refused for a container that does not run.
+#[test]
+fn top_lists_the_containers_processes() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["run", "-d", "--name", "busy", IMG, "sh", "-c", "sleep 1001 & exec sleep 1002"]);
+    let id = a.id_of("busy");
+    Agent::eventually("both sleeps run", Duration::from_secs(10), || a.ok(&["top", "busy"]).contains("sleep 1001"));
+    let out = a.ok(&["top", "busy"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let titles: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "{out}");
+    assert_eq!(lines.len(), 3, "two processes: {out}");
+    let mut pids: Vec<u64> = lines[1..].iter().map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap()).collect();
+    pids.sort_unstable();
+    let mut want: Vec<u64> = std::fs::read_to_string(Agent::cgroups_of(&id)[0].join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    want.sort_unstable();
+    assert_eq!(pids, want, "the cgroup's processes");
+    assert!(out.contains("sleep 1001") && out.contains("sleep 1002"), "{out}");
+    assert!(!out.contains("berthd"), "no host process: {out}");
+
+    let custom = a.ok(&["top", "busy", "-o", "pid,args"]);
+    assert!(custom.starts_with("PID") && custom.contains("sleep 1002"), "{custom}");
+    let r = a.ctl(&["top", "busy", "-o", "comm"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("Couldn't find PID field in ps output"), "{r:?}");
+    a.ok(&["create", "--name", "idle", IMG, "true"]);
+    let r = a.ctl(&["top", "idle"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not running"), "{r:?}");
+}
+
+/// `diff` lists what a container added, changed and deleted, sorted, in
+/// Docker's A/C/D lines, running or stopped; nothing for a new one.
+#[test]
+fn diff_lists_added_changed_and_deleted_paths() {
+    need_root!();
+    let a = Agent::start();
+    a.load_fixture(IMG);
+    a.ok(&["create", "--name", "fresh", IMG, "true"]);
+    assert_eq!(a.ok(&["diff", "fresh"]), "");
+    #[rustfmt::skip]
+    a.ok(&[
+        "run", "--name", "changer", IMG, "sh", "-c",
+        "mkdir -p /srv/data && echo 1 > /srv/data/f && echo x >> /etc/passwd && rm /etc/hostname",
+    ]);
+    let out = a.ok(&["diff", "changer"]);
+    assert_eq!(out, "C /etc\nD /etc/hostname\nC /etc/passwd\nA /srv\nA /srv/data\nA /srv/data/f\n");
+    let r = a.ctl(&["diff", "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("No such container: nosuch"), "{r:?}");
+}

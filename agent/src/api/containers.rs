@@ -229,6 +229,30 @@ impl pb::containers_server::Containers for ContainersApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
+        let r = req.into_inner();
+        let top = self.manager.top(&r.id, &r.ps_args).await?;
+        let processes = top.rows.into_iter().map(|cells| pb::TopRow { cells }).collect();
+        Ok(Response::new(pb::TopResponse { titles: top.titles, processes }))
+    }
+
+    async fn diff(&self, req: Request<pb::ContainerRef>) -> Result<Response<pb::DiffResponse>, Status> {
+        use crate::containers::diff::ChangeKind;
+        let changes = self.manager.diff(&req.into_inner().id).await?;
+        let changes = changes
+            .into_iter()
+            .map(|c| {
+                let kind = match c.kind {
+                    ChangeKind::Added => pb::ChangeKind::Added,
+                    ChangeKind::Changed => pb::ChangeKind::Changed,
+                    ChangeKind::Deleted => pb::ChangeKind::Deleted,
+                };
+                pb::FileChange { kind: kind as i32, path: c.path }
+            })
+            .collect();
+        Ok(Response::new(pb::DiffResponse { changes }))
+    }
+
     type StatsStream = StatsStream;
 
     async fn stats(&self, req: Request<pb::StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {

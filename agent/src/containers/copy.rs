@@ -140,7 +140,11 @@ impl RootSpec {
 /// `openat2(2)` with `RESOLVE_IN_ROOT`, retried on `EAGAIN`: the kernel
 /// gives that when a rename or mount anywhere on the system raced with a
 /// `..` step, so the lookup could not prove it stayed inside.
-fn openat2_in_root<P: rustix::path::Arg + Copy>(dir: impl AsFd, path: P, flags: OFlags) -> Result<OwnedFd, Errno> {
+pub(super) fn openat2_in_root<P: rustix::path::Arg + Copy>(
+    dir: impl AsFd,
+    path: P,
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
     let mut tries = 0;
     loop {
         match rfs::openat2(dir.as_fd(), path, flags, Mode::empty(), IN_ROOT) {

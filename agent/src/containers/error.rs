@@ -89,6 +89,11 @@ pub enum InvalidError {
     HealthDuration { field: &'static str },
     #[error("Retries in Healthcheck cannot be negative")]
     HealthRetries,
+    #[error("Couldn't find PID field in ps output")]
+    TopNoPid,
+    /// `top`'s ps refused its options (its own words).
+    #[error("Error running ps: {0}")]
+    Ps(String),
     #[error("Neither old nor new names may be empty")]
     RenameEmpty,
     #[error("Renaming a container with the same name as its current name")]

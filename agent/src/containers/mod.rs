@@ -22,6 +22,7 @@ use crate::store::ContainerStore;
 mod commit;
 pub(crate) mod copy;
 mod create;
+pub mod diff;
 mod error;
 mod export;
 pub mod health;
@@ -44,6 +45,7 @@ mod spec;
 mod start;
 mod stats;
 mod stop;
+pub mod top;
 mod update;
 
 pub use crate::cgroups::CgroupDriver;

@@ -16,7 +16,7 @@ pub mod registry;
 pub mod system;
 
 use container::{
-    attach, commit, cp, exec, export, inspect, kill, list, logs, pause, rename, rm, run, stats, stop, update, wait,
+    attach, commit, cp, exec, export, inspect, kill, list, logs, pause, rename, rm, run, stats, stop, top, update, wait,
 };
 use image::{history, import, load, pull, push, save, tag};
 
@@ -85,6 +85,10 @@ pub enum Command {
     Update(update::UpdateArgs),
     /// Show containers' CPU, memory, network, block I/O and pids, live
     Stats(stats::StatsArgs),
+    /// Show a running container's processes (ps options after the name)
+    Top(top::TopArgs),
+    /// Show a container's filesystem changes (A added, C changed, D deleted)
+    Diff(top::DiffArgs),
     /// Remove containers
     Rm(rm::RmArgs),
     /// List containers
@@ -171,6 +175,8 @@ pub async fn run(socket: PathBuf, cmd: Command) -> Result<u8> {
         Command::Rename(a) => rename::rename(c, a).await,
         Command::Update(a) => update::update(c, a).await,
         Command::Stats(a) => stats::stats(c, a).await,
+        Command::Top(a) => top::top(c, a).await,
+        Command::Diff(a) => top::diff(c, a).await,
         Command::Rm(a) => rm::rm(c, a).await,
         Command::Ps(a) => list::ps(c, a).await,
         Command::Logs(a) => logs::logs(c, a).await,

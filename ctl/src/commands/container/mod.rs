@@ -25,6 +25,7 @@ pub mod rm;
 pub mod run;
 pub mod stats;
 pub mod stop;
+pub mod top;
 pub mod update;
 pub mod wait;
 
@@ -69,6 +70,10 @@ pub enum ContainerCommand {
     Update(update::UpdateArgs),
     /// Show containers' CPU, memory, network, block I/O and pids, live
     Stats(stats::StatsArgs),
+    /// Show a running container's processes (ps options after the name)
+    Top(top::TopArgs),
+    /// Show a container's filesystem changes (A added, C changed, D deleted)
+    Diff(top::DiffArgs),
     /// Wait for containers to exit
     Wait(wait::WaitArgs),
     /// Create a new image from a container's changes
@@ -106,6 +111,8 @@ pub async fn container(c: Client, cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Rename(a) => rename::rename(c, a).await,
         ContainerCommand::Update(a) => update::update(c, a).await,
         ContainerCommand::Stats(a) => stats::stats(c, a).await,
+        ContainerCommand::Top(a) => top::top(c, a).await,
+        ContainerCommand::Diff(a) => top::diff(c, a).await,
         ContainerCommand::Wait(a) => wait::wait(c, a).await,
         ContainerCommand::Commit(a) => commit::commit(c, a).await,
         ContainerCommand::Export(a) => export::export(c, a).await,
