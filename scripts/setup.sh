@@ -8,7 +8,8 @@
 # openssl (a throw-away CA) and htpasswd from apache2-utils (bcrypt users),
 # and libseccomp-dev and pkg-config (the shim compiles seccomp profiles with
 # libseccomp, as other runtimes do; the library itself, libseccomp2, is part
-# of every Debian system).
+# of every Debian system), and tini (its static build is `run --init`'s
+# init).
 # Idempotent; needs root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +29,8 @@ command -v python3 >/dev/null || need+=(python3)  # the tests' token server
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || need+=(python3-grpcio)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# `run --init` gives containers Debian's static tini.
+[ -x /usr/bin/tini-static ] || need+=(tini)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

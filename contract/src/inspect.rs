@@ -80,6 +80,7 @@ pub fn container_document(i: &pb::ContainerInspect) -> Value {
             "WorkingDir": i.working_dir,
             "Labels": labels,
             "StopSignal": i.stop_signal,
+            "StopTimeout": i.stop_timeout,
         },
         "HostConfig": host_config(c, i),
     });
@@ -115,6 +116,8 @@ fn host_config(c: &pb::Container, i: &pb::ContainerInspect) -> Value {
         r.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect();
     json!({
         "AutoRemove": c.auto_remove,
+        "GroupAdd": i.group_add.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+        "Init": i.init,
         "RestartPolicy": {
             "Name": i.restart_policy.as_ref().map_or("no", |p| if p.name.is_empty() { "no" } else { p.name.as_str() }),
             "MaximumRetryCount": i.restart_policy.as_ref().map_or(0, |p| p.maximum_retry_count),

@@ -145,6 +145,10 @@ pub fn create_options(r: pb::CreateContainerRequest) -> Result<CreateOptions, Ag
         open_stdin: r.open_stdin,
         console: (clamp_u16(r.console_width), clamp_u16(r.console_height)),
         healthcheck: r.healthcheck.map(health_config),
+        stop_signal: r.stop_signal,
+        stop_timeout: r.stop_timeout,
+        group_add: r.group_add,
+        init: r.init,
     })
 }
 
@@ -284,6 +288,9 @@ pub fn container_inspect(rec: &ContainerRecord) -> pb::ContainerInspect {
         healthcheck: rec.healthcheck.as_ref().map(health_config_message),
         // A check with no result yet is starting.
         health: rec.healthcheck.as_ref().map(|_| health_message(&rec.state.health.clone().unwrap_or_default())),
+        stop_timeout: rec.process.stop_timeout,
+        group_add: rec.process.group_add.clone(),
+        init: rec.process.init,
     }
 }
 

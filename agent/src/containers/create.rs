@@ -39,9 +39,48 @@ pub struct CreateOptions {
     /// `--health-*`, `--no-healthcheck` (`["NONE"]`); merged over the
     /// image's `HEALTHCHECK`.
     pub healthcheck: Option<HealthConfig>,
+    /// `--stop-signal` (a name or number); empty: the image's.
+    pub stop_signal: String,
+    /// `--stop-timeout` in seconds.
+    pub stop_timeout: Option<i32>,
+    /// `--group-add`: GIDs or group names.
+    pub group_add: Vec<String>,
+    /// `--init`.
+    pub init: bool,
 }
 
 impl Manager {
+    /// `--group-add` as GIDs: numbers as they are, names looked up in the
+    /// image's `/etc/group` (the top layer that has it, read inside that
+    /// layer), refused as Docker refuses an unknown one.
+    async fn group_ids(&self, image: &crate::images::ImageRecord, given: &[String]) -> Result<Vec<u32>> {
+        if given.iter().all(|g| g.parse::<u32>().is_ok()) {
+            return Ok(given.iter().filter_map(|g| g.parse().ok()).collect());
+        }
+        let (images, image) = (self.images.clone(), image.clone());
+        let layers = crate::blocking::run(move || images.rootfs_layers(&image).map_err(AgentError::from)).await?;
+        let groups =
+            crate::blocking::run(move || Ok::<_, AgentError>(super::diff::read_in_layers(&layers, "etc/group")))
+                .await?;
+        given
+            .iter()
+            .map(|g| {
+                if let Ok(n) = g.parse::<u32>() {
+                    return Ok(n);
+                }
+                groups
+                    .as_deref()
+                    .and_then(|text| {
+                        text.lines().find_map(|l| {
+                            let f: Vec<&str> = l.split(':').collect();
+                            (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                        })
+                    })
+                    .ok_or_else(|| ContainerError::from(InvalidError::Group { group: g.clone() }).into())
+            })
+            .collect()
+    }
+
     /// The `HEALTHCHECK` of the image's config blob, if it has one.
     async fn image_healthcheck(&self, image_id: &str) -> Option<HealthConfig> {
         let path = self.images.blob_path(image_id).ok()?;
@@ -116,11 +155,29 @@ impl Manager {
             cwd: first_non_empty(&opts.workdir, cfg.working_dir().as_deref().unwrap_or(""), "/"),
             user: first_non_empty(&opts.user, cfg.user().as_deref().unwrap_or(""), ""),
             hostname,
-            stop_signal: cfg.stop_signal().clone().unwrap_or_default(),
+            stop_signal: if opts.stop_signal.is_empty() {
+                cfg.stop_signal().clone().unwrap_or_default()
+            } else {
+                opts.stop_signal.clone()
+            },
             tty: opts.tty,
             open_stdin: opts.open_stdin,
             console: opts.console,
+            stop_timeout: opts.stop_timeout,
+            group_add: {
+                let mut gids = self.group_ids(&image, &opts.group_add).await?;
+                let mut seen = std::collections::HashSet::new();
+                gids.retain(|g| seen.insert(*g));
+                gids
+            },
+            init: opts.init,
         };
+        if !opts.stop_signal.is_empty() {
+            super::stop::parse_signal(&opts.stop_signal)?;
+        }
+        if process.init {
+            super::spec::init_binary()?;
+        }
         limits::check_process(&process.args, &process.env)?;
         berth_contract::user::check_user(&process.user).map_err(|e| ContainerError::from(InvalidError::from(e)))?;
         if !process.cwd.starts_with('/') {

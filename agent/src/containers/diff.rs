@@ -89,6 +89,30 @@ fn look_up(layer: &rustix::fd::OwnedFd, rel: &[u8]) -> InLayer {
     }
 }
 
+/// The text of file `rel` as the top of `layers` that has it holds it
+/// (read inside that layer: its symlinks resolve within it); `None` when
+/// none has it, or the top one deleted it.
+pub fn read_in_layers(layers: &[PathBuf], rel: &str) -> Option<String> {
+    use std::io::Read;
+    for l in layers {
+        let Ok(root) = rfs::open(l, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+            continue;
+        };
+        match look_up(&root, rel.as_bytes()) {
+            InLayer::Absent => continue,
+            InLayer::WhitedOut => return None,
+            InLayer::Present => {
+                let fd = openat2_in_root(&root, rel, OFlags::RDONLY | OFlags::CLOEXEC).ok()?;
+                let mut text = String::new();
+                // Bounded: an image's group file is small; a huge one is not read whole.
+                std::fs::File::from(fd).take(1 << 20).read_to_string(&mut text).ok()?;
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
 /// The changes `upper` makes over `lowers` (top first), sorted by path.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
     let open = |p: &Path| {

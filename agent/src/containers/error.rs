@@ -89,6 +89,12 @@ pub enum InvalidError {
     HealthDuration { field: &'static str },
     #[error("Retries in Healthcheck cannot be negative")]
     HealthRetries,
+    /// A `--group-add` name the image's /etc/group does not have.
+    #[error("Unable to find group {group}: no matching entries in group file")]
+    Group { group: String },
+    /// `--init` on a host without a static init binary.
+    #[error("no init binary for --init: install Debian's tini (it brings {path})")]
+    NoInit { path: &'static str },
     #[error("Couldn't find PID field in ps output")]
     TopNoPid,
     /// `top`'s ps refused its options (its own words).

@@ -124,6 +124,16 @@ pub struct ProcessConfig {
     /// The terminal's size at create (columns, rows); 0 = unknown.
     #[serde(default)]
     pub console: (u16, u16),
+    /// `--stop-timeout`: seconds `stop` waits without `-t`; `None`: 10.
+    #[serde(default)]
+    pub stop_timeout: Option<i32>,
+    /// `--group-add`: supplementary groups, GIDs (names resolved at create
+    /// from the image's /etc/group).
+    #[serde(default)]
+    pub group_add: Vec<u32>,
+    /// `--init`: berth's init (tini) runs as PID 1 and runs `args`.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// The live part of a record.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDeviceBuilder,
-    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use super::resources::rlimit_name;
@@ -30,6 +31,22 @@ pub struct SpecInputs<'a> {
     pub work: &'a Path,
     pub cgroup_path: &'a str,
     pub cgroup_join: &'a [PathBuf],
+}
+
+/// Where `--init`'s binary appears in the container (Docker's place).
+pub const INIT_TARGET: &str = "/sbin/docker-init";
+
+/// Static init binaries berth can give a container, first found wins:
+/// Debian's tini-static, then Docker's docker-init. A dynamic one would not
+/// run in an image without the host's libc.
+const INIT_BINARIES: [&str; 3] = ["/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init"];
+
+/// The host's init binary for `--init`.
+pub fn init_binary() -> Result<&'static str> {
+    INIT_BINARIES
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .ok_or_else(|| super::ContainerError::from(super::InvalidError::NoInit { path: INIT_BINARIES[0] }).into())
 }
 
 fn spec_err(e: impl std::fmt::Display) -> AgentError {
@@ -64,8 +81,12 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
     }
     let process = process
         .terminal(p.tty)
-        .user(UserBuilder::default().uid(uid).gid(gid).build().map_err(spec_err)?)
-        .args(p.args.clone())
+        .user(UserBuilder::default().uid(uid).gid(gid).additional_gids(p.group_add.clone()).build().map_err(spec_err)?)
+        .args(if p.init {
+            [INIT_TARGET.to_owned(), "--".to_owned()].into_iter().chain(p.args.iter().cloned()).collect()
+        } else {
+            p.args.clone()
+        })
         .env(p.env.clone())
         .cwd(p.cwd.clone())
         .capabilities(capabilities)
@@ -121,6 +142,18 @@ pub fn build(rec: &ContainerRecord, inputs: &SpecInputs<'_>) -> Result<Spec> {
             m.options().clone().unwrap_or_default().into_iter().filter(|o| !o.starts_with("size=")).collect();
         options.push(format!("size={}k", (rec.resources.shm_bytes() + 1023) / 1024));
         m.set_options(Some(options));
+    }
+    if p.init {
+        // The host's static tini, read-only: root in the container can run
+        // it, never change it (a write through /proc/1/exe meets EROFS).
+        let init = MountBuilder::default()
+            .destination(INIT_TARGET)
+            .typ("bind")
+            .source(init_binary()?)
+            .options(["bind", "ro", "nosuid", "nodev"].map(String::from).to_vec())
+            .build()
+            .map_err(spec_err)?;
+        mounts.push(init);
     }
     spec.set_mounts(Some(mounts));
     spec.set_annotations(Some(annotations));

@@ -72,7 +72,8 @@ impl Manager {
         } else {
             parse_signal(&rec.process.stop_signal).unwrap_or(Signal::SIGTERM as i32)
         };
-        let timeout = timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let kept = rec.process.stop_timeout.map(|s| Duration::from_secs(s.max(0) as u64));
+        let timeout = timeout.or(kept).unwrap_or(DEFAULT_STOP_TIMEOUT);
         self.mark_manually_stopped(&rec.id).await?;
         match self.signal(&rec, sig).await {
             Ok(()) | Err(AgentError::Container(ContainerError::WrongState { .. })) => {}

@@ -59,6 +59,24 @@ pub struct ContainerOpts {
     resources: ResourceOpts,
     #[command(flatten)]
     health: HealthOpts,
+    /// Read environment variables from a file (KEY=VALUE lines; # comments)
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
+    /// Signal to stop the container (default SIGTERM, or the image's)
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Seconds to wait for the container to stop before SIGKILL (default 10)
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    stop_timeout: Option<i32>,
+    /// Add supplementary groups (GID or group name of the image)
+    #[arg(long = "group-add", value_name = "GROUP")]
+    group_add: Vec<String>,
+    /// Run an init (tini) as PID 1 that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "FILE")]
+    cidfile: Option<std::path::PathBuf>,
     /// The image to run
     image: String,
     /// The command and its arguments
@@ -77,6 +95,9 @@ pub struct RunArgs {
     /// Run in the background and print the container ID
     #[arg(short, long)]
     detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: stdout and stderr)
+    #[arg(short, long = "attach", value_name = "STREAM", value_parser = parse_stream)]
+    attach: Vec<String>,
     /// Keys that detach from the container, leaving it running
     #[arg(long, default_value = DEFAULT_DETACH_KEYS)]
     detach_keys: DetachKeys,
@@ -114,8 +135,67 @@ pub(super) fn env_values(env: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `-a`'s value, as Docker names the streams (any case).
+fn parse_stream(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    match l.as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(l),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
+}
+
+/// `--env-file`: `KEY=VALUE` lines as they are, `KEY` alone from this
+/// shell (dropped when unset), blank lines and `#` comments skipped; a key
+/// with white space refused, as Docker does.
+pub(super) fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or_default();
+        if key.is_empty() {
+            anyhow::bail!("invalid environment variable: {line}");
+        }
+        if key.chars().any(char::is_whitespace) {
+            anyhow::bail!("poorly formatted environment: variable '{key}' contains whitespaces");
+        }
+        if line.contains('=') {
+            out.push(line.to_owned());
+        } else if let Ok(v) = std::env::var(key) {
+            out.push(format!("{key}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `--cidfile`: refused before anything is created when the file exists.
+fn check_cidfile(o: &ContainerOpts) -> Result<()> {
+    match &o.cidfile {
+        Some(f) if f.exists() => Err(anyhow::anyhow!(
+            "Container ID file found, make sure the other container isn't running or delete {}",
+            f.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the new container's ID into `--cidfile`.
+fn write_cidfile(o: &ContainerOpts, id: &str) -> Result<()> {
+    if let Some(f) = &o.cidfile {
+        std::fs::write(f, id).map_err(|e| anyhow::anyhow!("write the container ID file {}: {e}", f.display()))?;
+    }
+    Ok(())
+}
+
 fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
-    let env = env_values(&o.env);
+    let mut env = Vec::new();
+    for f in &o.env_file {
+        env.extend(env_file(f)?);
+    }
+    env.extend(env_values(&o.env));
     let labels = o
         .label
         .iter()
@@ -154,6 +234,10 @@ fn request(o: &ContainerOpts) -> Result<pb::CreateContainerRequest> {
         resources: Some(o.resources.message()),
         restart_policy: o.resources.restart_policy(),
         healthcheck: o.health.message()?,
+        stop_signal: o.stop_signal.clone().unwrap_or_default(),
+        stop_timeout: o.stop_timeout,
+        group_add: o.group_add.clone(),
+        init: o.init,
     })
 }
 
@@ -174,19 +258,30 @@ fn docker_start_code(code: i32) -> u8 {
 }
 
 pub async fn create(mut c: Client, a: CreateArgs) -> Result<u8> {
+    check_cidfile(&a.opts)?;
     let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
+    write_cidfile(&a.opts, &ct.id)?;
     outln!("{}", ct.id)?;
     Ok(0)
 }
 
 pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
-    let interactive = !a.detach && (a.opts.interactive || a.opts.tty);
+    if a.detach && !a.attach.is_empty() {
+        anyhow::bail!("Conflicting options: -a and -d");
+    }
+    check_cidfile(&a.opts)?;
+    let stdin = a.opts.interactive || a.attach.iter().any(|s| s == "stdin");
+    let interactive = !a.detach && (stdin || a.opts.tty);
     if !interactive {
         return run_streamed(c, &a).await;
     }
-    io::check_tty(a.opts.interactive, a.opts.tty)?;
-    let ct = c.containers.create(request(&a.opts)?).await?.into_inner().container.unwrap_or_default();
-    let s = container_session(&ct.id, a.opts.tty, a.opts.interactive, a.detach_keys);
+    io::check_tty(stdin, a.opts.tty)?;
+    let mut req = request(&a.opts)?;
+    // `-a stdin` keeps stdin open, as `-i` does.
+    req.open_stdin |= stdin;
+    let ct = c.containers.create(req).await?.into_inner().container.unwrap_or_default();
+    write_cidfile(&a.opts, &ct.id)?;
+    let s = container_session(&ct.id, a.opts.tty, stdin, a.detach_keys);
     session_and_start(c, &ct, s, true, a.opts.rm).await
 }
 
@@ -195,13 +290,28 @@ pub async fn run(mut c: Client, a: RunArgs) -> Result<u8> {
 /// runs). SIGINT and SIGTERM are passed to the container.
 async fn run_streamed(c: Client, a: &RunArgs) -> Result<u8> {
     let req = pb::RunRequest { create: Some(request(&a.opts)?), detach: a.detach, ..Default::default() };
-    follow_run(c, req).await
+    let shown = Shown { attach: a.attach.clone(), cidfile: a.opts.cidfile.clone() };
+    follow_run(c, req, &shown).await
+}
+
+/// What a followed run prints (`-a`: only these streams; empty: both) and
+/// where its ID goes (`--cidfile`).
+#[derive(Default)]
+struct Shown {
+    attach: Vec<String>,
+    cidfile: Option<std::path::PathBuf>,
+}
+
+impl Shown {
+    fn shows(&self, rec: &pb::LogRecord) -> bool {
+        self.attach.is_empty() || self.attach.contains(&rec.stream)
+    }
 }
 
 /// Follows a `Run` stream to the container's exit: its output printed, its
 /// code returned; berthd's word on a start that failed printed as Docker
 /// prints it, with 126, 127 or 125.
-async fn follow_run(mut c: Client, req: pb::RunRequest) -> Result<u8> {
+async fn follow_run(mut c: Client, req: pb::RunRequest, shown: &Shown) -> Result<u8> {
     use pb::run_event::Kind;
     let detach = req.detach;
     let mut stream = c.containers.run(req).await?.into_inner();
@@ -213,7 +323,13 @@ async fn follow_run(mut c: Client, req: pb::RunRequest) -> Result<u8> {
             ev = stream.message() => {
                 let Some(ev) = ev? else { anyhow::bail!("berthd ended the run before the container's exit") };
                 match ev.kind {
-                    Some(Kind::Created(ct)) => id = ct.id,
+                    Some(Kind::Created(ct)) => {
+                        id = ct.id;
+                        if let Some(f) = &shown.cidfile {
+                            std::fs::write(f, &id)
+                                .map_err(|e| anyhow::anyhow!("write the container ID file {}: {e}", f.display()))?;
+                        }
+                    }
                     Some(Kind::Started(_)) if detach => {
                         outln!("{id}")?;
                         return Ok(0);
@@ -223,7 +339,8 @@ async fn follow_run(mut c: Client, req: pb::RunRequest) -> Result<u8> {
                         eprintln!("berthctl: {}", crate::out::daemon_text(&f.message));
                         return Err(Exit(docker_start_code(f.exit_code)).into());
                     }
-                    Some(Kind::Log(rec)) => print_record(&rec, false)?,
+                    Some(Kind::Log(rec)) if shown.shows(&rec) => print_record(&rec, false)?,
+                    Some(Kind::Log(_)) => {}
                     Some(Kind::Exit(e)) => return Ok(e.exit_code.clamp(0, 255) as u8),
                 }
                 continue;
@@ -291,7 +408,7 @@ pub async fn start(mut c: Client, a: StartArgs) -> Result<u8> {
         if !(a.interactive || ct.tty || ct.open_stdin) {
             // Output only, no terminal: one `Run` stream of the existing
             // container, as `run` without -i/-t.
-            return follow_run(c, pb::RunRequest { id: ct.id, ..Default::default() }).await;
+            return follow_run(c, pb::RunRequest { id: ct.id, ..Default::default() }, &Shown::default()).await;
         }
         let stdin = a.interactive && ct.open_stdin;
         io::check_tty(stdin, ct.tty)?;
