@@ -41,9 +41,15 @@ pub fn cgroup_oom_killed(dir: &Path) -> bool {
 
 /// The `oom_kill N` line of `memory.events` or `memory.oom_control`.
 pub fn oom_kill_count(text: &str) -> Option<u64> {
+    flat_keyed(text, "oom_kill")
+}
+
+/// The number on the `key N` line of a cgroup's flat keyed file
+/// (`memory.events`, `memory.stat`, `cpu.stat`, ...).
+pub fn flat_keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
-        (k == "oom_kill").then(|| v.trim().parse().ok()).flatten()
+        (k == key).then(|| v.trim().parse().ok()).flatten()
     })
 }
 

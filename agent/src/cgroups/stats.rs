@@ -12,6 +12,8 @@
 //! | tasks            | `pids.current`                              | `pids.current`              |
 use std::path::{Path, PathBuf};
 
+use berth_contract::exit::flat_keyed as keyed;
+
 use super::CgroupDriver;
 
 /// A v1 memory limit at or above this is "no limit" (the kernel shows
@@ -48,14 +50,6 @@ fn read(path: &Path) -> Option<String> {
 
 fn read_u64(path: &Path) -> Option<u64> {
     read(path)?.trim().parse().ok()
-}
-
-/// The value of `key` in a flat keyed file (`key value` lines).
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok()).flatten()
-    })
 }
 
 /// v1's `blkio.throttle.io_service_bytes_recursive`: `MAJ:MIN Read N`

@@ -53,32 +53,42 @@ impl Manager {
     /// `--group-add` as GIDs: numbers as they are, names looked up in the
     /// image's `/etc/group` (the top layer that has it, read inside that
     /// layer), refused as Docker refuses an unknown one.
+    /// Each GID once, in the order given; the group file is read only
+    /// when a name is given.
     async fn group_ids(&self, image: &crate::images::ImageRecord, given: &[String]) -> Result<Vec<u32>> {
-        if given.iter().all(|g| g.parse::<u32>().is_ok()) {
-            return Ok(given.iter().filter_map(|g| g.parse().ok()).collect());
-        }
-        let (images, image) = (self.images.clone(), image.clone());
-        let layers = crate::blocking::run(move || images.rootfs_layers(&image).map_err(AgentError::from)).await?;
-        let groups =
-            crate::blocking::run(move || Ok::<_, AgentError>(super::diff::read_in_layers(&layers, "etc/group")))
-                .await?;
-        given
-            .iter()
-            .map(|g| {
-                if let Ok(n) = g.parse::<u32>() {
-                    return Ok(n);
-                }
-                groups
-                    .as_deref()
-                    .and_then(|text| {
-                        text.lines().find_map(|l| {
-                            let f: Vec<&str> = l.split(':').collect();
-                            (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+        let mut groups: Option<Option<String>> = None;
+        let mut gids = Vec::new();
+        for g in given {
+            let gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    if groups.is_none() {
+                        let (images, image) = (self.images.clone(), image.clone());
+                        groups = Some(
+                            crate::blocking::run(move || {
+                                let layers = images.rootfs_layers(&image).map_err(AgentError::from)?;
+                                Ok::<_, AgentError>(super::diff::read_in_layers(&layers, "etc/group"))
+                            })
+                            .await?,
+                        );
+                    }
+                    groups
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .and_then(|text| {
+                            text.lines().find_map(|l| {
+                                let f: Vec<&str> = l.split(':').collect();
+                                (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
+                            })
                         })
-                    })
-                    .ok_or_else(|| ContainerError::from(InvalidError::Group { group: g.clone() }).into())
-            })
-            .collect()
+                        .ok_or_else(|| ContainerError::from(InvalidError::Group { group: g.clone() }))?
+                }
+            };
+            if !gids.contains(&gid) {
+                gids.push(gid);
+            }
+        }
+        Ok(gids)
     }
 
     /// The `HEALTHCHECK` of the image's config blob, if it has one.
@@ -164,12 +174,7 @@ impl Manager {
             open_stdin: opts.open_stdin,
             console: opts.console,
             stop_timeout: opts.stop_timeout,
-            group_add: {
-                let mut gids = self.group_ids(&image, &opts.group_add).await?;
-                let mut seen = std::collections::HashSet::new();
-                gids.retain(|g| seen.insert(*g));
-                gids
-            },
+            group_add: self.group_ids(&image, &opts.group_add).await?,
             init: opts.init,
         };
         if !opts.stop_signal.is_empty() {

@@ -11,7 +11,7 @@
 //! second). After a berthd restart the kept status goes on and probing
 //! resumes.
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -236,10 +236,11 @@ impl Manager {
     pub(crate) fn start_health(self: &Arc<Self>, rec: &super::ContainerRecord, fresh: bool) {
         let Some(cfg) = rec.healthcheck.clone() else { return };
         let Some(cmd) = cfg.probe() else { return };
-        let mut health = if fresh { Health::default() } else { rec.state.health.clone().unwrap_or_default() };
+        let mut health = rec.state.health.clone().unwrap_or_default();
         if fresh {
-            // The log of earlier runs stays, as Docker keeps it.
-            health.log = rec.state.health.as_ref().map(|h| h.log.clone()).unwrap_or_default();
+            // A new run starts over; the log of earlier runs stays, as
+            // Docker keeps it.
+            (health.status, health.failing_streak) = (HealthStatus::Starting, 0);
         }
         self.health.lock().unwrap_or_else(|e| e.into_inner()).insert(rec.id.clone(), (rec.state.started_at, health));
         let (m, id, started_at) = (self.clone(), rec.id.clone(), rec.state.started_at);
@@ -247,8 +248,8 @@ impl Manager {
     }
 
     async fn probe_loop(self: Arc<Self>, id: String, started_at: i64, cfg: HealthConfig, cmd: Vec<String>) {
-        let begun = Instant::now();
         let (interval, retries) = (cfg.interval(), cfg.retries());
+        let start_period_ns = i64::try_from(cfg.start_period().as_nanos()).unwrap_or(i64::MAX);
         loop {
             tokio::time::sleep(interval).await;
             // This run of the container only: a restart starts its own loop.
@@ -260,7 +261,9 @@ impl Manager {
                 continue;
             }
             let result = self.probe(&id, cmd.clone(), cfg.timeout()).await;
-            let in_start = begun.elapsed() < cfg.start_period();
+            // From the container's start, so a berthd restart does not
+            // begin the period again.
+            let in_start = berth_contract::now_nanos().saturating_sub(started_at) < start_period_ns;
             let changed = {
                 let mut all = self.health.lock().unwrap_or_else(|e| e.into_inner());
                 match all.get_mut(&id).filter(|(run, _)| *run == started_at) {
